@@ -1,0 +1,1 @@
+"""Generated discovery documents (server card, session configuration schema); see `quantdesk export-wellknown`."""

@@ -1,0 +1,402 @@
+"""The one tool registry: declarations, validation, scope checks and dispatch.
+
+A domain declares its tools in `tools/<domain>/tools.py` with a `ToolSet`; `discover_tools`
+imports every such module and adds its tools to one `ToolRegistry`. Every door (MCP, REST,
+CLI) calls `ToolRegistry.call`, so validation, authorization, metrics and error mapping
+happen once, here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import logging
+import pkgutil
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, cast, get_type_hints
+
+import jsonschema
+import orjson
+from jsonschema.exceptions import ValidationError as SchemaError
+from jsonschema.exceptions import best_match
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from quantdesk.server.context import SCOPES, CallContext, ServiceFactory
+from quantdesk.server.errors import Forbidden, InvalidArgument, NotFound, Problem, QuantdeskError
+
+logger = logging.getLogger("quantdesk.registry")
+
+
+class ToolInput(BaseModel):
+    """Base of every tool's argument model: unknown fields are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToolOutput(BaseModel):
+    """Base of every tool's result model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True, slots=True)
+class Annotations:
+    """MCP tool annotations, with the spec's defaults made explicit."""
+
+    title: str | None = None
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+    open_world: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ImageBlock:
+    data: bytes
+    mime_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class AudioBlock:
+    data: bytes
+    mime_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceBlock:
+    uri: str
+    mime_type: str
+    text: str | None = None
+    blob: bytes | None = None
+
+
+ContentBlock = ImageBlock | AudioBlock | ResourceBlock
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A handler's answer when it carries content beside the structured output (a PNG chart, say)."""
+
+    output: BaseModel
+    content: tuple[ContentBlock, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """What a door renders: the structured result as JSON-ready data, plus extra content blocks."""
+
+    structured: dict[str, Any]
+    content: tuple[ContentBlock, ...] = ()
+
+    def text(self) -> str:
+        return orjson.dumps(self.structured).decode()
+
+
+InputT = TypeVar("InputT", bound=BaseModel)
+Handler = Callable[[Any, CallContext], Awaitable[BaseModel | ToolResult]]
+StreamHandler = Callable[[Any, CallContext], AsyncIterator[BaseModel]]
+
+
+class CallObserver(Protocol):
+    def __call__(self, tool: str, door: str, outcome: str, seconds: float) -> None: ...
+
+
+def _json_path(parts: Iterable[str | int]) -> str:
+    path = "$"
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def schema_problems(error: SchemaError) -> list[Problem]:
+    """Turn one JSON Schema error into problems that name the exact field."""
+    path = list(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [name for name in error.validator_value if name not in error.instance]
+        return [Problem(_json_path([*path, name]), "is required") for name in missing]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties", {}))
+        extra = sorted(name for name in error.instance if name not in known)
+        return [Problem(_json_path([*path, name]), "is not a known field") for name in extra]
+    if error.context:
+        deepest = best_match(error.context)
+        if deepest is not None:
+            return [Problem(_json_path([*path, *deepest.relative_path]), deepest.message)]
+    return [Problem(_json_path(path), error.message)]
+
+
+def pydantic_problems(error: ValidationError, prefix: Iterable[str | int] = ()) -> list[Problem]:
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = [part for part in item["loc"] if not (isinstance(part, str) and part.startswith("function-"))]
+        problems.append(Problem(_json_path([*prefix, *loc]), item["msg"]))
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class ToolEntry:
+    """One registered tool. Frozen: the registry's table never changes under a running door."""
+
+    name: str
+    description: str
+    domain: str
+    scope: str
+    annotations: Annotations
+    input_model: type[BaseModel]
+    output_model: type[BaseModel]
+    handler: Handler | StreamHandler
+    streaming: bool
+    event_model: type[BaseModel] | None
+    input_schema: dict[str, Any] = field(repr=False)
+    output_schema: dict[str, Any] = field(repr=False)
+    validator: jsonschema.Draft202012Validator = field(repr=False)
+
+    def parse_arguments(self, arguments: dict[str, Any]) -> BaseModel:
+        """Validate against the advertised schema (every problem, with its path), then build the model."""
+        errors = list(self.validator.iter_errors(arguments))
+        if errors:
+            problems = [p for e in sorted(errors, key=lambda e: list(map(str, e.absolute_path))) for p in schema_problems(e)]
+            raise InvalidArgument.from_problems(problems)
+        try:
+            return self.input_model.model_validate(arguments)
+        except ValidationError as exc:
+            raise InvalidArgument.from_problems(pydantic_problems(exc)) from None
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "scope": self.scope}
+
+
+def _make_entry(
+    fn: Callable[..., Any],
+    *,
+    domain: str,
+    name: str | None,
+    scope: str,
+    annotations: Annotations,
+    output_model: type[BaseModel] | None,
+    event_model: type[BaseModel] | None,
+    streaming: bool,
+) -> ToolEntry:
+    tool_name = name or fn.__name__
+    if scope not in SCOPES:
+        raise ValueError(f"tool {tool_name}: unknown scope {scope!r}")
+    description = inspect.cleandoc(fn.__doc__ or "")
+    if not description:
+        raise ValueError(f"tool {tool_name}: the docstring is the description a model reads; write one")
+    hints = get_type_hints(fn)
+    params = list(inspect.signature(fn).parameters)
+    input_model = hints.get(params[0]) if params else None
+    if not (isinstance(input_model, type) and issubclass(input_model, BaseModel)):
+        raise TypeError(f"tool {tool_name}: the first parameter must be annotated with a pydantic model")
+    if streaming:
+        if event_model is None:
+            raise TypeError(f"tool {tool_name}: a streaming tool names its event_model")
+        output_model = output_model or create_model(
+            f"{event_model.__name__}Batch",
+            __base__=ToolOutput,
+            events=(list[event_model], ...),  # type: ignore[valid-type]
+            count=(int, ...),
+        )
+    elif output_model is None:
+        returned = hints.get("return")
+        if not (isinstance(returned, type) and issubclass(returned, BaseModel)):
+            raise TypeError(f"tool {tool_name}: annotate the return with the output model or pass output_model=")
+        output_model = returned
+    input_schema = input_model.model_json_schema(mode="validation")
+    output_schema = output_model.model_json_schema(mode="serialization")
+    jsonschema.Draft202012Validator.check_schema(input_schema)
+    return ToolEntry(
+        name=tool_name,
+        description=description,
+        domain=domain,
+        scope=scope,
+        annotations=annotations,
+        input_model=input_model,
+        output_model=output_model,
+        handler=fn,
+        streaming=streaming,
+        event_model=event_model,
+        input_schema=input_schema,
+        output_schema=output_schema,
+        validator=jsonschema.Draft202012Validator(input_schema),
+    )
+
+
+class ToolSet:
+    """A domain's declarations: its tools and the services they need.
+
+    ```
+    tools = ToolSet("market")
+
+    @tools.tool(scope="read", read_only=True, idempotent=True)
+    async def get_presets(args: GetPresetsInput, ctx: CallContext) -> GetPresetsOutput:
+        '''What the tool does, for a model choosing tools.'''
+    ```
+    """
+
+    def __init__(self, domain: str) -> None:
+        self.domain = domain
+        self.entries: list[ToolEntry] = []
+        self.factories: dict[type[Any], ServiceFactory] = {}
+
+    def tool(
+        self,
+        *,
+        scope: str,
+        name: str | None = None,
+        title: str | None = None,
+        read_only: bool = False,
+        destructive: bool = False,
+        idempotent: bool = False,
+        open_world: bool = False,
+        output_model: type[BaseModel] | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        annotations = Annotations(title, read_only, destructive, idempotent, open_world)
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.entries.append(
+                _make_entry(fn, domain=self.domain, name=name, scope=scope, annotations=annotations,
+                            output_model=output_model, event_model=None, streaming=False)
+            )
+            return fn
+
+        return register
+
+    def stream(
+        self,
+        *,
+        scope: str,
+        event_model: type[BaseModel],
+        name: str | None = None,
+        title: str | None = None,
+        output_model: type[BaseModel] | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """A tool whose handler is an async generator of events.
+
+        SSE and WebSocket doors forward the events as they come; over MCP each event is a
+        progress notification and the result carries the bounded batch.
+        """
+        annotations = Annotations(title, read_only=True, idempotent=True)
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.entries.append(
+                _make_entry(fn, domain=self.domain, name=name, scope=scope, annotations=annotations,
+                            output_model=output_model, event_model=event_model, streaming=True)
+            )
+            return fn
+
+        return register
+
+    def service(self, kind: type[Any], factory: ServiceFactory) -> None:
+        self.factories[kind] = factory
+
+
+class ToolRegistry:
+    """A table of frozen `ToolEntry`s behind `add_tool` / `get_tool` / `list_tools` / `call_tool`."""
+
+    def __init__(self, observer: CallObserver | None = None) -> None:
+        self._tools: dict[str, ToolEntry] = {}
+        self.factories: dict[type[Any], ServiceFactory] = {}
+        self.observer = observer
+
+    def add_tool(self, entry: ToolEntry) -> None:
+        if entry.name in self._tools:
+            raise ValueError(f"duplicate tool name {entry.name!r} ({self._tools[entry.name].domain} and {entry.domain})")
+        self._tools[entry.name] = entry
+
+    def add_toolset(self, toolset: ToolSet) -> None:
+        for entry in toolset.entries:
+            self.add_tool(entry)
+        for kind, factory in toolset.factories.items():
+            if kind in self.factories:
+                raise ValueError(f"duplicate service factory for {kind.__name__}")
+            self.factories[kind] = factory
+
+    def get_tool(self, name: str) -> ToolEntry:
+        try:
+            return self._tools[name]
+        except KeyError:
+            raise NotFound(f"unknown tool: {name}") from None
+
+    def has_tool(self, name: str) -> bool:
+        return name in self._tools
+
+    def list_tools(self) -> list[ToolEntry]:
+        """Every tool in a deterministic order (by name), as 2026-07-28 asks of tools/list."""
+        return [self._tools[name] for name in sorted(self._tools)]
+
+    def authorize(self, entry: ToolEntry, ctx: CallContext) -> None:
+        if not ctx.principal.allows(entry.scope):
+            raise Forbidden(
+                f"the credential lacks the '{entry.scope}' scope that {entry.name} needs", missing_scope=entry.scope
+            )
+
+    async def call_tool(self, name: str, arguments: dict[str, Any] | None, ctx: CallContext) -> CallOutcome:
+        """Validate, authorize and run one tool call; every door comes through here."""
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            entry = self.get_tool(name)
+            self.authorize(entry, ctx)
+            args = entry.parse_arguments(arguments if arguments is not None else {})
+            if entry.streaming:
+                return await self._collect(entry, args, ctx)
+            result = await cast(Handler, entry.handler)(args, ctx)
+            return _to_outcome(entry, result)
+        except QuantdeskError as exc:
+            outcome = exc.kind
+            raise
+        except Exception:
+            outcome = "internal"
+            raise
+        finally:
+            if self.observer is not None:
+                self.observer(name if name in self._tools else "_unknown", ctx.door, outcome,
+                              time.perf_counter() - started)
+
+    async def open_stream(self, name: str, arguments: dict[str, Any] | None, ctx: CallContext) -> AsyncIterator[BaseModel]:
+        """Validate and authorize a streaming tool, then hand back its event iterator (SSE doors)."""
+        entry = self.get_tool(name)
+        if not entry.streaming:
+            raise InvalidArgument(f"{name} is not a streaming tool")
+        self.authorize(entry, ctx)
+        args = entry.parse_arguments(arguments if arguments is not None else {})
+        return cast(StreamHandler, entry.handler)(args, ctx)
+
+    async def _collect(self, entry: ToolEntry, args: BaseModel, ctx: CallContext) -> CallOutcome:
+        events: list[dict[str, Any]] = []
+        async for event in cast(StreamHandler, entry.handler)(args, ctx):
+            data = event.model_dump(mode="json", exclude_none=True)
+            events.append(data)
+            await ctx.report_progress(len(events), None, orjson.dumps(data).decode())
+        return CallOutcome({"events": events, "count": len(events)})
+
+
+def _to_outcome(entry: ToolEntry, result: BaseModel | ToolResult) -> CallOutcome:
+    if isinstance(result, ToolResult):
+        output, content = result.output, result.content
+    else:
+        output, content = result, ()
+    if not isinstance(output, entry.output_model):
+        raise TypeError(f"{entry.name} returned {type(output).__name__}, not {entry.output_model.__name__}")
+    return CallOutcome(output.model_dump(mode="json", by_alias=True), content)
+
+
+def discover_tools(registry: ToolRegistry, package: str = "quantdesk.tools") -> ToolRegistry:
+    """Import every `<package>/<domain>/tools.py` and add its `tools` ToolSet."""
+    root = importlib.import_module(package)
+    for info in sorted(pkgutil.iter_modules(root.__path__), key=lambda m: m.name):
+        if not info.ispkg:
+            continue
+        module_name = f"{package}.{info.name}.tools"
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        module = importlib.import_module(module_name)
+        toolset = getattr(module, "tools", None)
+        if not isinstance(toolset, ToolSet):
+            raise TypeError(f"{module_name} must define `tools = ToolSet(...)`")
+        registry.add_toolset(toolset)
+    return registry

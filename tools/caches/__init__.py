@@ -1,0 +1,1 @@
+"""Caches of generated and normalized events."""

@@ -1,0 +1,1 @@
+"""Perpetual funding simulation per venue."""

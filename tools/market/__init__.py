@@ -1,0 +1,1 @@
+"""Synthetic market generation: the manifest, presets, the generator engine and its tools."""

@@ -1,0 +1,1 @@
+"""Normalization of raw venue feeds into canonical events."""

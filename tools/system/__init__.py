@@ -1,0 +1,1 @@
+"""Server health and identity."""

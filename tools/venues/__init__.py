@@ -1,0 +1,1 @@
+"""Venue details from a dated data file."""
