@@ -72,7 +72,8 @@ class BookEvent(BaseModel):
 CanonicalEvent = TradeEvent | BookEvent
 
 _DICT = pa.dictionary(pa.int32(), pa.string())
-LEVEL_TYPE = pa.struct([pa.field("price", pa.float64(), nullable=False), pa.field("size", pa.float64(), nullable=False)])
+LEVEL_TYPE = pa.struct(
+    [pa.field("price", pa.float64(), nullable=False), pa.field("size", pa.float64(), nullable=False)])
 
 EVENT_SCHEMA = pa.schema(
     [

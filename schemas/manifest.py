@@ -156,3 +156,37 @@ class SimulationManifest(BaseModel):
         payload = orjson.dumps({"manifest": self.canonical(), "model_version": MODEL_VERSION},
                                option=orjson.OPT_SORT_KEYS)
         return "sha256:" + hashlib.sha256(payload).hexdigest()
+
+
+_VALIDATOR: Any = None
+
+
+def manifest_problems(data: Any, prefix: str = "$") -> list[tuple[str, str]]:
+    """Every problem of a candidate manifest as (JSON path, message); empty when it is valid.
+
+    Field-level problems come from the JSON Schema (all of them, not the first); cross-field rules
+    run only once the fields are individually valid.
+    """
+    global _VALIDATOR
+    import jsonschema  # imported here: the schema module stays importable in light contexts
+
+    if _VALIDATOR is None:
+        _VALIDATOR = jsonschema.Draft202012Validator(SimulationManifest.model_json_schema())
+    problems: list[tuple[str, str]] = []
+    for error in sorted(_VALIDATOR.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        path = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = set(error.schema.get("properties", {}))
+            problems += [(f"{path}.{k}", "is not a known field") for k in sorted(error.instance) if k not in known]
+        else:
+            problems.append((path, error.message))
+    if problems:
+        return problems
+    try:
+        SimulationManifest.model_validate(data)
+    except ValueError as exc:
+        for item in getattr(exc, "errors", lambda: [])():
+            message = str(item["msg"]).removeprefix("Value error, ")
+            loc = "".join(f".{p}" for p in item["loc"])
+            problems += [(prefix + loc, part) for part in message.split("; ")]
+    return problems

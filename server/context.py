@@ -7,9 +7,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from quantdesk.server.state import StateStore
+
+if TYPE_CHECKING:
+    from quantdesk.server.registry import ToolRegistry
 
 SCOPES: tuple[str, ...] = ("read", "generate", "stream", "metrics", "mcp", "trade", "control", "agents", "admin")
 # Aleatoric's `mcp` scope gave access to the MCP endpoint and every read-only tool, so it implies `read`.
@@ -48,6 +51,16 @@ async def _no_progress(progress: float, total: float | None, message: str | None
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """The server's identity, for tools that describe the server itself."""
+
+    name: str
+    version: str
+    protocol_versions: tuple[str, ...]
+    started_at: float = field(default_factory=time.time)
+
+
 T = TypeVar("T")
 ServiceFactory = Callable[["Services"], Any]
 
@@ -63,11 +76,15 @@ class Services:
         self,
         data_dir: Path,
         state: StateStore,
+        info: ServerInfo,
+        tools: ToolRegistry,
         factories: dict[type[Any], ServiceFactory] | None = None,
         settings: dict[str, Any] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.state = state
+        self.info = info
+        self.tools = tools
         self.settings: dict[str, Any] = dict(settings or {})
         self._factories: dict[type[Any], ServiceFactory] = dict(factories or {})
         self._instances: dict[type[Any], Any] = {}

@@ -8,15 +8,19 @@
     ├── Forbidden         (PermissionError) a known credential without the scope it needs
     ├── RateLimited       (RuntimeError)    too many requests; retry after `retry_after_seconds`
     ├── PayloadTooLarge   (ValueError)      a request body over the documented limit
-    └── Unavailable       (RuntimeError)    a dependency or resource is not available now
+    ├── Unavailable       (RuntimeError)    a dependency or resource is not available now
+    └── InternalError     (RuntimeError)    an unexpected fault, logged with its request id
 
 Messages are written for the caller: they never carry secrets or stack traces.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import ClassVar
+
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +32,10 @@ class Problem:
 
     def as_dict(self) -> dict[str, str]:
         return {"path": self.path, "message": self.message}
+
+    def parts(self) -> list[str | int]:
+        """`$.config.levels[2]` -> `["config", "levels", 2]`."""
+        return [int(index) if index else name for name, index in _PATH_PART.findall(self.path)]
 
 
 class QuantdeskError(Exception):
@@ -87,3 +95,13 @@ class PayloadTooLarge(QuantdeskError, ValueError):
 
 class Unavailable(QuantdeskError, RuntimeError):
     kind = "unavailable"
+
+
+class InternalError(QuantdeskError, RuntimeError):
+    """An unexpected fault, already logged with its request id; the message never carries the cause."""
+
+    kind = "internal"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"internal error (request id {request_id})")
+        self.request_id = request_id

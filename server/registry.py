@@ -25,6 +25,9 @@ from jsonschema.exceptions import best_match
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from quantdesk.server.context import SCOPES, CallContext, ServiceFactory
+
+__all__ = ["CallContext", "ToolInput", "ToolOutput", "ToolResult", "ToolSet", "ToolRegistry", "ToolEntry",
+           "ImageBlock", "AudioBlock", "ResourceBlock", "Annotations", "CallOutcome", "discover_tools"]
 from quantdesk.server.errors import Forbidden, InvalidArgument, NotFound, Problem, QuantdeskError
 
 logger = logging.getLogger("quantdesk.registry")
@@ -132,7 +135,9 @@ def pydantic_problems(error: ValidationError, prefix: Iterable[str | int] = ()) 
     problems = []
     for item in error.errors(include_url=False):
         loc = [part for part in item["loc"] if not (isinstance(part, str) and part.startswith("function-"))]
-        problems.append(Problem(_json_path([*prefix, *loc]), item["msg"]))
+        # Cross-field validators report several rules in one "Value error, a; b" message: split them.
+        for message in str(item["msg"]).removeprefix("Value error, ").split("; "):
+            problems.append(Problem(_json_path([*prefix, *loc]), message))
     return problems
 
 
@@ -158,15 +163,27 @@ class ToolEntry:
         """Validate against the advertised schema (every problem, with its path), then build the model."""
         errors = list(self.validator.iter_errors(arguments))
         if errors:
-            problems = [p for e in sorted(errors, key=lambda e: list(map(str, e.absolute_path))) for p in schema_problems(e)]
+            errors.sort(key=lambda e: list(map(str, e.absolute_path)))
+            problems = [problem for error in errors for problem in schema_problems(error)]
             raise InvalidArgument.from_problems(problems)
         try:
             return self.input_model.model_validate(arguments)
         except ValidationError as exc:
             raise InvalidArgument.from_problems(pydantic_problems(exc)) from None
 
+    def describe(self) -> dict[str, Any]:
+        """The tool as discovery documents show it (MCP field names, plus quantdesk's scope)."""
+        a = self.annotations
+        annotations: dict[str, Any] = {"readOnlyHint": a.read_only, "destructiveHint": a.destructive,
+                       "idempotentHint": a.idempotent, "openWorldHint": a.open_world}
+        if a.title:
+            annotations["title"] = a.title
+        return {"name": self.name, "description": self.description, "scope": self.scope,
+                "streaming": self.streaming, "annotations": annotations,
+                "inputSchema": self.input_schema, "outputSchema": self.output_schema}
+
     def summary(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "scope": self.scope}
+        return {"name": self.name, "description": self.description.split("\n\n")[0], "scope": self.scope}
 
 
 def _make_entry(
@@ -304,7 +321,8 @@ class ToolRegistry:
 
     def add_tool(self, entry: ToolEntry) -> None:
         if entry.name in self._tools:
-            raise ValueError(f"duplicate tool name {entry.name!r} ({self._tools[entry.name].domain} and {entry.domain})")
+            other = self._tools[entry.name].domain
+            raise ValueError(f"duplicate tool name {entry.name!r} (domains {other} and {entry.domain})")
         self._tools[entry.name] = entry
 
     def add_toolset(self, toolset: ToolSet) -> None:
@@ -357,7 +375,9 @@ class ToolRegistry:
                 self.observer(name if name in self._tools else "_unknown", ctx.door, outcome,
                               time.perf_counter() - started)
 
-    async def open_stream(self, name: str, arguments: dict[str, Any] | None, ctx: CallContext) -> AsyncIterator[BaseModel]:
+    async def open_stream(
+        self, name: str, arguments: dict[str, Any] | None, ctx: CallContext
+    ) -> AsyncIterator[BaseModel]:
         """Validate and authorize a streaming tool, then hand back its event iterator (SSE doors)."""
         entry = self.get_tool(name)
         if not entry.streaming:

@@ -1,0 +1,46 @@
+# Every target does its own set-up from a fresh clone: only python3 (3.11+) and make are needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8765
+
+.PHONY: serve test test-fast lint typecheck conformance bench generated clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(VENV)/bin/quantdesk serve --port $(PORT)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check server tools schemas compat_http tests bench
+	$(MAKE) typecheck
+
+# mypy cannot follow the editable finder; a link tree gives it the quantdesk.<folder> layout.
+typecheck: $(STAMP)
+	rm -rf .typecheck && mkdir -p .typecheck/quantdesk
+	for d in server tools schemas compat_http; do ln -s ../../$$d .typecheck/quantdesk/$$d; done
+	cd .typecheck && MYPYPATH=. ../$(VENV)/bin/mypy --config-file ../pyproject.toml \
+		-p quantdesk.server -p quantdesk.tools -p quantdesk.schemas -p quantdesk.compat_http
+
+conformance: $(STAMP)
+	$(PY) scripts/conformance.py
+
+bench: $(STAMP)
+	$(PY) bench/mcp_overhead.py
+	$(PY) bench/generation.py
+	$(PY) bench/normalize.py
+
+generated: $(STAMP)
+	$(VENV)/bin/quantdesk export-wellknown
+	$(VENV)/bin/quantdesk export-schemas
+
+clean:
+	rm -rf $(VENV) .typecheck build dist .pytest_cache .mypy_cache .ruff_cache .conformance

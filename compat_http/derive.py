@@ -1,0 +1,213 @@
+"""The one function that turns route-table rows into FastAPI routes.
+
+Every derived route runs the same generic endpoint: authenticate, gather path/query/body into
+the tool's arguments, call the registry (which validates against the tool's schema, checks
+its scope and runs the handler), and render the result or the error in the profile's shape.
+The OpenAPI entry comes from the tool's input and output schemas.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import Response
+
+from quantdesk.compat_http.rows import Profile, Row
+from quantdesk.server.context import CallContext, Principal
+from quantdesk.server.errors import InternalError, InvalidArgument, Problem, QuantdeskError
+from quantdesk.server.http_auth import authenticate_request
+from quantdesk.server.http_state import STATUS_BY_KIND, HttpState, error_headers, json_response
+from quantdesk.server.logs import new_request_id
+from quantdesk.server.openapi import inline_refs
+from quantdesk.server.registry import CallOutcome, ToolEntry
+
+logger = logging.getLogger("quantdesk.rest")
+_PATH_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?}")
+_BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+def _types(prop: dict[str, Any]) -> set[str]:
+    if "type" in prop:
+        t = prop["type"]
+        return set(t) if isinstance(t, list) else {t}
+    out: set[str] = set()
+    for option in prop.get("anyOf", []) + prop.get("oneOf", []):
+        out |= _types(option)
+    return out
+
+
+def coerce_query_value(values: list[str], prop: dict[str, Any] | None) -> Any:
+    """A query string is text; give the validator the JSON type the tool's schema asks for."""
+    types = _types(prop or {})
+    if "array" in types:
+        return [item for value in values for item in value.split(",") if item != ""]
+    value = values[-1]
+    if "null" in types and value in ("", "null"):
+        return None
+    if "boolean" in types and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    if "integer" in types and re.fullmatch(r"[+-]?\d+", value):
+        return int(value)
+    if "number" in types:
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if "object" in types:
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
+def _merge(args: dict[str, Any], extra: dict[str, Any], source: str) -> None:
+    clash = sorted(set(args) & set(extra))
+    if clash:
+        raise InvalidArgument.from_problems([Problem(f"$.{name}", f"given twice (also in the {source})")
+                                             for name in clash])
+    args.update(extra)
+
+
+async def gather_arguments(request: Request, row: Row, entry: ToolEntry) -> dict[str, Any]:
+    properties: dict[str, Any] = entry.input_schema.get("properties", {})
+    args: dict[str, Any] = {}
+    if row.method in _BODY_METHODS:
+        raw = await request.body()
+        if raw.strip():
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidArgument.from_problems(
+                    [Problem("$", f"the request body is not valid JSON ({exc})")]) from None
+            if row.body_arg is not None:
+                args[row.body_arg] = body
+            elif isinstance(body, dict):
+                args.update(body)
+            else:
+                raise InvalidArgument.from_problems([Problem("$", "the request body must be a JSON object")])
+    query: dict[str, Any] = {}
+    for name in dict.fromkeys(request.query_params.keys()):
+        query[name] = coerce_query_value(request.query_params.getlist(name), properties.get(name))
+    _merge(args, query, "query string")
+    _merge(args, {k: coerce_query_value([v], properties.get(k)) for k, v in request.path_params.items()}, "path")
+    _merge(args, dict(row.fixed), "route's fixed arguments")
+    return row.request(args) if row.request is not None else args
+
+
+def _accepts_sse(request: Request) -> bool:
+    return "text/event-stream" in request.headers.get("accept", "")
+
+
+async def _sse_events(events: AsyncIterator[BaseModel]) -> AsyncIterator[dict[str, str]]:
+    async for event in events:
+        yield {"data": orjson.dumps(event.model_dump(mode="json", exclude_none=True)).decode()}
+
+
+def error_response(profile: Profile, exc: QuantdeskError, request_id: str) -> Response:
+    status = STATUS_BY_KIND.get(exc.kind, 400)
+    return json_response(profile.error_body(status, exc, request_id), status, error_headers(exc))
+
+
+def _render(row: Row, outcome: CallOutcome) -> Response:
+    if row.response is None:
+        return json_response(outcome.structured, row.status_code)
+    rendered = row.response(outcome)
+    if isinstance(rendered, Response):
+        return rendered
+    return json_response(rendered, row.status_code)
+
+
+def make_endpoint(row: Row, entry: ToolEntry, profile: Profile, state: HttpState
+                  ) -> Callable[[Request], Awaitable[Response]]:
+    anonymous = Principal(None, "anonymous", frozenset({entry.scope}))
+
+    async def endpoint(request: Request) -> Response:
+        request_id = getattr(request.state, "request_id", None) or new_request_id()
+        try:
+            principal = anonymous if row.public else authenticate_request(request, state.authenticator, row.scopes)
+            args = await gather_arguments(request, row, entry)
+            ctx = CallContext(principal, state.services, request_id, door=f"rest-{profile.name}")
+            if entry.streaming and (row.stream or _accepts_sse(request)):
+                events = await state.registry.open_stream(row.tool, args, ctx)
+                return EventSourceResponse(_sse_events(events), headers={"X-Accel-Buffering": "no"})
+            outcome = await state.registry.call_tool(row.tool, args, ctx)
+            return _render(row, outcome)
+        except QuantdeskError as exc:
+            return error_response(profile, exc, request_id)
+        except Exception:
+            logger.exception("route failed", extra={"request_id": request_id, "route": row.path, "tool": row.tool})
+            return error_response(profile, InternalError(request_id), request_id)
+
+    return endpoint
+
+
+def openapi_operation(row: Row, entry: ToolEntry, path_params: list[str]) -> dict[str, Any]:
+    schema = inline_refs(entry.input_schema)
+    properties: dict[str, Any] = schema.get("properties", {})
+    required = set(schema.get("required", []))
+    params: list[dict[str, Any]] = [
+        {"name": p, "in": "path", "required": True, "schema": properties.get(p, {"type": "string"})}
+        for p in path_params
+    ]
+    operation: dict[str, Any] = {
+        "x-quantdesk-tool": entry.name,
+        "x-quantdesk-scopes": sorted({*row.scopes, entry.scope}) if not row.public else [],
+        "responses": {
+            str(row.status_code): {"description": "The tool's result.", "content": {"application/json": {
+                "schema": row.response_schema or inline_refs(entry.output_schema)}}},
+            "422": {"description": "Invalid arguments: every problem with its JSON path."},
+        },
+    }
+    if not row.public:
+        operation["security"] = [{"ApiKeyHeader": []}, {"BearerAuth": []}]
+        operation["responses"]["401"] = {"description": "Missing or unknown API key."}
+        operation["responses"]["403"] = {"description": "The key lacks a required scope."}
+    rest = {k: v for k, v in properties.items() if k not in path_params and k not in row.fixed}
+    if row.method in _BODY_METHODS:
+        body_schema = (properties.get(row.body_arg, {}) if row.body_arg else
+                       {**schema, "properties": rest, "required": sorted(required & set(rest))})
+        operation["requestBody"] = {"required": bool(required & set(rest)),
+                                    "content": {"application/json": {"schema": body_schema}}}
+    else:
+        params += [{"name": k, "in": "query", "required": k in required, "schema": v} for k, v in rest.items()]
+    if entry.streaming:
+        operation["responses"][str(row.status_code)]["content"]["text/event-stream"] = {
+            "schema": {"type": "string", "description": "One canonical event per `data:` line."}}
+    if params:
+        operation["parameters"] = params
+    return operation
+
+
+def derive_route(row: Row, profile: Profile, state: HttpState) -> APIRoute:
+    entry = state.registry.get_tool(row.tool)
+    path_params = _PATH_PARAM.findall(row.path)
+    properties = entry.input_schema.get("properties", {})
+    missing = [p for p in path_params if p not in properties]
+    if missing or (row.body_arg is not None and row.body_arg not in properties):
+        raise ValueError(f"{profile.name} {row.method} {row.path}: {missing or row.body_arg} "
+                         f"are not arguments of {row.tool}")
+    return APIRoute(
+        row.path,
+        make_endpoint(row, entry, profile, state),
+        methods=[row.method],
+        name=f"{profile.name}:{row.method} {row.path}",
+        summary=row.summary or entry.annotations.title or entry.name,
+        description=entry.description,
+        tags=[profile.title],
+        openapi_extra=openapi_operation(row, entry, path_params),
+        status_code=row.status_code,
+    )
+
+
+def derive_routes(profile: Profile, state: HttpState) -> list[APIRoute]:
+    """Every row of the profile as a FastAPI route (raises at start-up for a row that names a wrong argument)."""
+    return [derive_route(row, profile, state) for row in profile.rows_for(state.registry)]

@@ -1,0 +1,15 @@
+"""quantdesk's own REST surface: `POST /tools/{name}` for every tool, arguments as the JSON body."""
+
+from __future__ import annotations
+
+from quantdesk.compat_http.rows import Profile, Row
+from quantdesk.server.registry import ToolRegistry
+
+
+def _rows(registry: ToolRegistry) -> tuple[Row, ...]:
+    health = Row("GET", "/health", "get_health", public=True, summary="Health check (public)")
+    return (health, *(Row("POST", f"/tools/{entry.name}", entry.name, summary=f"Call {entry.name}")
+                      for entry in registry.list_tools()))
+
+
+PROFILE = Profile("native", "Tools", _rows)

@@ -1,0 +1,66 @@
+"""The vocabulary of route tables: a `Row` maps one HTTP route onto one tool; a `Profile` is one legacy API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from quantdesk.server.errors import QuantdeskError
+from quantdesk.server.registry import CallOutcome, ToolRegistry
+
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+ResponseMapper = Callable[[CallOutcome], Any]
+"""Reshapes a tool's outcome into the legacy body; may return a Starlette Response (files, images)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One route: `method path -> tool`, and how the request becomes the tool's arguments.
+
+    Path parameters become arguments of the same name. Query parameters become arguments
+    (coerced by the tool's schema). A JSON body becomes the arguments, or, with `body_arg`, the
+    value of that one argument. `fixed` adds constant arguments; `request` may reshape the
+    gathered arguments of a legacy body, `response` the result. The tool's own scope always
+    applies; `scopes` adds the scopes the legacy API required for the route. `public` rows need
+    no credential (discovery and health only).
+    """
+
+    method: Method
+    path: str
+    tool: str
+    body_arg: str | None = None
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    scopes: tuple[str, ...] = ()
+    public: bool = False
+    request: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    response: ResponseMapper | None = None
+    response_schema: dict[str, Any] | None = None
+    status_code: int = 200
+    stream: bool = False
+    summary: str | None = None
+
+
+def fastapi_error_body(status: int, exc: QuantdeskError, request_id: str) -> dict[str, Any]:
+    """FastAPI's shape: `{"detail": ...}`; validation problems as a list of `{loc, msg, type}`."""
+    from quantdesk.server.errors import InvalidArgument
+
+    if isinstance(exc, InvalidArgument) and exc.problems:
+        detail: Any = [{"loc": problem.parts(), "msg": problem.message, "type": exc.kind}
+                       for problem in exc.problems]
+    else:
+        detail = exc.message
+    return {"detail": detail, "request_id": request_id}
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One REST surface: its route table and the error body its clients expect."""
+
+    name: str
+    title: str
+    rows: tuple[Row, ...] | Callable[[ToolRegistry], tuple[Row, ...]]
+    error_body: Callable[[int, QuantdeskError, str], dict[str, Any]] = fastapi_error_body
+
+    def rows_for(self, registry: ToolRegistry) -> tuple[Row, ...]:
+        return self.rows(registry) if callable(self.rows) else self.rows

@@ -1,0 +1,170 @@
+"""The HTTP application factory: one registry, the MCP door at `/mcp`, derived REST routes, discovery, metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from quantdesk.server.auth import Authenticator, KeyStore
+from quantdesk.server.context import ServerInfo, Services
+from quantdesk.server.discovery import PROTOCOL_VERSIONS, package_version, server_card, session_config_schema
+from quantdesk.server.discovery import tools_list as discovery_tools_list
+from quantdesk.server.errors import QuantdeskError
+from quantdesk.server.http_auth import authenticate_request
+from quantdesk.server.http_front import FrontDoor
+from quantdesk.server.http_state import STATUS_BY_KIND, HttpState, error_headers, json_response
+from quantdesk.server.mcp_binding import SERVER_NAME, McpBinding, McpExtension
+from quantdesk.server.mcp_http import McpHttpDoor
+from quantdesk.server.metrics import CONTENT_TYPE, Metrics
+from quantdesk.server.openapi import SECURITY_SCHEMES
+from quantdesk.server.registry import ToolRegistry, ToolSet, discover_tools
+from quantdesk.server.settings import Settings
+from quantdesk.server.state import StateStore
+
+logger = logging.getLogger("quantdesk.http")
+COMPAT_PACKAGE = "quantdesk.compat_http"
+
+
+@dataclass(frozen=True, slots=True)
+class Core:
+    """The door-independent parts of a running server, built once and shared by every door."""
+
+    settings: Settings
+    registry: ToolRegistry
+    services: Services
+    authenticator: Authenticator
+    metrics: Metrics
+
+
+def build_core(settings: Settings, extra_toolsets: Iterable[ToolSet] = ()) -> Core:
+    metrics = Metrics()
+    registry = discover_tools(ToolRegistry(observer=metrics.observe_call))
+    for toolset in extra_toolsets:
+        registry.add_toolset(toolset)
+    metrics.tools_registered.set(len(registry.list_tools()))
+    state = StateStore(settings.state_path)
+    info = ServerInfo(SERVER_NAME, package_version(), PROTOCOL_VERSIONS)
+    services = Services(settings.data_dir, state, info, registry, registry.factories,
+                        settings={"max_body_bytes": settings.max_body_bytes})
+    authenticator = Authenticator(KeyStore(state, settings.env_api_key))
+    return Core(settings, registry, services, authenticator, metrics)
+
+
+def _system_route(path: str, endpoint: Callable[..., Any], scopes: list[str], summary: str,
+                  media_type: str = "application/json") -> APIRoute:
+    return APIRoute(path, endpoint, methods=["GET"], summary=summary, tags=["Server"],
+                    openapi_extra={"x-quantdesk-scopes": scopes,
+                                   **({"security": [{"ApiKeyHeader": []}, {"BearerAuth": []}]} if scopes else {}),
+                                   "responses": {"200": {"description": summary,
+                                                         "content": {media_type: {"schema": {}}}}}},
+                    include_in_schema=True)
+
+
+def _system_routes(state: HttpState) -> list[APIRoute]:
+    registry = state.registry
+
+    async def root(request: Request) -> Response:
+        return json_response({"name": SERVER_NAME, "version": package_version(),
+                              "description": "MCP-first tool server for crypto market simulation and paper trading",
+                              "mcp": "/mcp", "tools": "/mcp/tools/list", "docs": "/docs",
+                              "server_card": "/.well-known/mcp.json", "health": "/health"})
+
+    async def metrics(request: Request) -> Response:
+        try:
+            authenticate_request(request, state.authenticator, ("metrics",))
+        except QuantdeskError as exc:
+            return json_response({"detail": exc.message}, STATUS_BY_KIND[exc.kind], error_headers(exc))
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+    async def tools_list(request: Request) -> Response:
+        return json_response(discovery_tools_list(registry))
+
+    async def card(request: Request) -> Response:
+        return json_response(server_card(registry), headers={"Access-Control-Allow-Origin": "*",
+                                                             "Cache-Control": "public, max-age=3600"})
+
+    async def card_v2(request: Request) -> Response:
+        response = await card(request)
+        response.headers["content-type"] = "application/mcp-server-card+json"
+        return response
+
+    async def mcp_config(request: Request) -> Response:
+        return json_response(session_config_schema(), headers={"Access-Control-Allow-Origin": "*"})
+
+    return [
+        _system_route("/", root, [], "Server identity and entry points"),
+        _system_route("/metrics", metrics, ["metrics"], "Prometheus metrics", CONTENT_TYPE),
+        _system_route("/mcp/tools/list", tools_list, [], "Every tool with its schemas (public discovery)"),
+        _system_route("/.well-known/mcp.json", card, [], "MCP server card"),
+        _system_route("/mcp/server-card", card_v2, [], "MCP server card", "application/mcp-server-card+json"),
+        _system_route("/.well-known/mcp-config", mcp_config, [], "Session configuration schema"),
+    ]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    extra_toolsets: Iterable[ToolSet] = (),
+    extra_profiles: Iterable[Any] = (),
+    extension: McpExtension | None = None,
+    core: Core | None = None,
+) -> FastAPI:
+    """The whole HTTP surface. `extra_toolsets`/`extra_profiles` let tests add a tool and a table row."""
+    import importlib
+
+    core = core or build_core(settings, extra_toolsets)
+    state = HttpState(settings, core.registry, core.services, core.authenticator, core.metrics)
+    binding = McpBinding(core.registry, core.services, "http", package_version(),
+                         page_size=settings.tools_page_size, extension=extension)
+    door = McpHttpDoor(binding.build(), core.authenticator, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with door.run():
+            yield
+        core.services.close()
+
+    app = FastAPI(title="quantdesk", version=package_version(), lifespan=lifespan,
+                  description="MCP-first tool server: every route below is derived from an MCP tool.")
+    app.state.quantdesk = state
+    for route in _system_routes(state):
+        app.router.routes.append(route)
+    compat = importlib.import_module(COMPAT_PACKAGE)
+    derive = importlib.import_module(f"{COMPAT_PACKAGE}.derive")
+    for profile in [*compat.discover_profiles(), *extra_profiles]:
+        app.router.routes.extend(derive.derive_routes(profile, state))
+    # Exact path: no redirect between /mcp and /mcp/ (a Mount would add one).
+    app.router.routes.append(Route("/mcp", endpoint=door, methods=["GET", "POST", "DELETE"]))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        request_id = getattr(request.state, "request_id", "-")
+        logger.error("unhandled error", exc_info=exc, extra={"request_id": request_id, "path": request.url.path})
+        return json_response({"detail": f"internal error (request id {request_id})", "request_id": request_id}, 500)
+
+    _install_openapi(app)
+    app.add_middleware(FrontDoor, allowed_hosts=settings.host_allowlist(),
+                       allowed_origins=settings.origin_allowlist(), max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def _install_openapi(app: FastAPI) -> None:
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = default()
+            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,253 @@
+"""The `quantdesk` command: serve, stdio, tools, call, keys, export-wellknown, export-schemas."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from quantdesk.server.errors import InvalidArgument, QuantdeskError
+from quantdesk.server.settings import Settings, is_loopback_host
+
+logger = logging.getLogger("quantdesk.cli")
+Command = Callable[[argparse.Namespace, Settings], int]
+_COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    def register(fn: Command) -> Command:
+        _COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quantdesk", description="MCP-first crypto market tool server")
+    parser.add_argument("--data-dir", type=Path, help="state and artifacts (default: $QUANTDESK_DATA_DIR or "
+                        "~/.local/share/quantdesk)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP server (MCP at /mcp, REST, discovery, metrics)")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8765)")
+    serve.add_argument("--data-dir", type=Path, dest="serve_data_dir", help=argparse.SUPPRESS)
+    serve.add_argument("--conformance-fixtures", action="store_true",
+                       help="also register the MCP conformance suite's test_* tools, resources and prompts")
+
+    sub.add_parser("stdio", help="serve MCP over stdin/stdout (for Claude Desktop and other local clients)")
+
+    tools = sub.add_parser("tools", help="list the registered tools")
+    tools.add_argument("--json", action="store_true", help="full descriptions with schemas, as JSON")
+
+    call = sub.add_parser("call", help="call a tool in-process and print its structured result as JSON")
+    call.add_argument("name")
+    call.add_argument("--args", default="{}", help="the arguments as a JSON object")
+
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key; it is printed once")
+    create.add_argument("--scopes", required=True, help="comma-separated: read,generate,stream,metrics,mcp,"
+                        "trade,control,agents,admin")
+    create.add_argument("--name")
+    keys_list = keys_sub.add_parser("list", help="list keys (never the secrets)")
+    keys_list.add_argument("--json", action="store_true")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id or name")
+    revoke.add_argument("key")
+
+    export = sub.add_parser("export-wellknown", help="write .well-known/ documents from the registry")
+    export.add_argument("--dir", type=Path, default=None)
+    schemas = sub.add_parser("export-schemas", help="write schemas/*.json from the shared models")
+    schemas.add_argument("--dir", type=Path, default=None)
+
+    return parser
+
+
+def _source_dir(package: str) -> Path:
+    import importlib
+
+    module = importlib.import_module(package)
+    return Path(next(iter(module.__path__)))
+
+
+@command("serve")
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from quantdesk.server.app import build_core, create_app
+
+    settings = settings.with_overrides(host=args.host, port=args.port, conformance_fixtures=args.conformance_fixtures)
+    core = build_core(settings)
+    open_mode = core.authenticator.open_mode()
+    if open_mode and not is_loopback_host(settings.host):
+        logger.error("refusing to bind %s with no API key configured: set QUANTDESK_API_KEY or run "
+                     "`quantdesk keys create`, or bind 127.0.0.1", settings.host)
+        core.services.close()
+        return 2
+    if open_mode:
+        logger.warning("no API key configured: serving loopback callers only, with every scope")
+    extension = None
+    if settings.conformance_fixtures:
+        from quantdesk.server.conformance import ConformanceFixtures
+
+        extension = ConformanceFixtures()
+        logger.warning("conformance fixtures registered (test_* tools, resources and prompts)")
+    app = create_app(settings, core=core, extension=extension)
+    logger.info("serving", extra={"url": f"http://{settings.host}:{settings.port}", "mcp": "/mcp",
+                                  "data_dir": str(settings.data_dir), "tools": len(core.registry.list_tools())})
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=5)
+    return 0
+
+
+@command("stdio")
+def _stdio(args: argparse.Namespace, settings: Settings) -> int:
+    from mcp.server.stdio import stdio_server
+
+    from quantdesk.server.app import build_core
+    from quantdesk.server.discovery import package_version
+    from quantdesk.server.mcp_binding import McpBinding
+
+    core = build_core(settings)
+    server = McpBinding(core.registry, core.services, "stdio", package_version(),
+                        page_size=settings.tools_page_size).build()
+
+    async def run() -> None:
+        async with stdio_server() as (read_stream, write_stream):
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+
+    try:
+        asyncio.run(run())
+    finally:
+        core.services.close()
+    return 0
+
+
+@command("tools")
+def _tools(args: argparse.Namespace, settings: Settings) -> int:
+    from quantdesk.server.registry import ToolRegistry, discover_tools
+
+    registry = discover_tools(ToolRegistry())
+    if args.json:
+        _print_json([entry.describe() for entry in registry.list_tools()])
+        return 0
+    width = max(len(e.name) for e in registry.list_tools())
+    for entry in registry.list_tools():
+        sys.stdout.write(f"{entry.name:<{width}}  [{entry.scope}]  {entry.summary()['description'].splitlines()[0]}\n")
+    return 0
+
+
+@command("call")
+def _call(args: argparse.Namespace, settings: Settings) -> int:
+    from quantdesk.server.app import build_core
+    from quantdesk.server.context import LOCAL_PRINCIPAL, CallContext
+    from quantdesk.server.logs import new_request_id
+
+    try:
+        arguments = orjson.loads(args.args)
+    except orjson.JSONDecodeError as exc:
+        sys.stderr.write(f"--args is not valid JSON: {exc}\n")
+        return 2
+    if not isinstance(arguments, dict):
+        sys.stderr.write("--args must be a JSON object\n")
+        return 2
+    core = build_core(settings)
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        sys.stderr.write(f"progress {done:g}{'/' + format(total, 'g') if total else ''} {message or ''}\n")
+
+    ctx = CallContext(LOCAL_PRINCIPAL, core.services, new_request_id(), door="cli", progress=progress)
+    try:
+        outcome = asyncio.run(core.registry.call_tool(args.name, arguments, ctx))
+    except QuantdeskError as exc:
+        problems = getattr(exc, "problems", [])
+        sys.stderr.write(f"{exc.kind}: {exc.message}\n")
+        _print_json({"error": {"kind": exc.kind, "message": exc.message,
+                               "problems": [p.as_dict() for p in problems]}})
+        return 1
+    finally:
+        core.services.close()
+    _print_json(outcome.structured)
+    return 0
+
+
+@command("keys")
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from quantdesk.server.auth import KeyStore, parse_scopes
+    from quantdesk.server.state import StateStore
+
+    state = StateStore(settings.state_path)
+    try:
+        store = KeyStore(state)
+        if args.keys_command == "create":
+            record, secret = store.create(parse_scopes(args.scopes), args.name)
+            sys.stderr.write(f"created key {record.id} ({record.name}) with scopes {','.join(sorted(record.scopes))}; "
+                             "it is shown once, store it now:\n")
+            sys.stdout.write(secret + "\n")
+        elif args.keys_command == "list":
+            records = [r.as_dict() for r in store.list()]
+            if args.json:
+                _print_json(records)
+            for r in [] if args.json else records:
+                status = f"revoked {r['revoked_at']}" if r["revoked_at"] else "active"
+                sys.stdout.write(f"{r['id']}  {r['name']:<20} {','.join(r['scopes']):<40} {status}\n")  # type: ignore[arg-type]
+        else:
+            record = store.revoke(args.key)
+            sys.stdout.write(f"revoked {record.id} ({record.name})\n")
+    finally:
+        state.close()
+    return 0
+
+
+@command("export-wellknown")
+def _export_wellknown(args: argparse.Namespace, settings: Settings) -> int:
+    from quantdesk.server.discovery import write_well_known
+    from quantdesk.server.registry import ToolRegistry, discover_tools
+
+    folder = args.dir or _source_dir("quantdesk.well_known")
+    for path in write_well_known(discover_tools(ToolRegistry()), folder):
+        sys.stdout.write(f"wrote {path}\n")
+    return 0
+
+
+@command("export-schemas")
+def _export_schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from quantdesk.schemas.export import write_schemas
+
+    for path in write_schemas(args.dir or _source_dir("quantdesk.schemas")):
+        sys.stdout.write(f"wrote {path}\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from quantdesk.server.logs import configure_logging
+
+    args = _parser().parse_args(argv)
+    settings = Settings.from_env()
+    data_dir = getattr(args, "serve_data_dir", None) or args.data_dir
+    settings = settings.with_overrides(data_dir=data_dir, log_level=args.log_level)
+    configure_logging(settings.log_level)
+    try:
+        return _COMMANDS[args.command](args, settings)
+    except InvalidArgument as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        return 2
+    except QuantdeskError as exc:
+        sys.stderr.write(f"{exc.kind}: {exc.message}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

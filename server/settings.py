@@ -1,0 +1,84 @@
+"""Runtime settings: embedded defaults, overridden by QUANTDESK_* environment variables and CLI flags."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "quantdesk"
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: Path = field(default_factory=default_data_dir)
+    env_api_key: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    tools_page_size: int = 50
+    conformance_fixtures: bool = False
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        settings = cls()
+        if env.get("QUANTDESK_DATA_DIR"):
+            settings = replace(settings, data_dir=Path(env["QUANTDESK_DATA_DIR"]))
+        if env.get("QUANTDESK_API_KEY"):
+            settings = replace(settings, env_api_key=env["QUANTDESK_API_KEY"])
+        if env.get("QUANTDESK_HOST"):
+            settings = replace(settings, host=env["QUANTDESK_HOST"])
+        if env.get("QUANTDESK_PORT"):
+            settings = replace(settings, port=int(env["QUANTDESK_PORT"]))
+        if env.get("QUANTDESK_MAX_BODY_BYTES"):
+            settings = replace(settings, max_body_bytes=int(env["QUANTDESK_MAX_BODY_BYTES"]))
+        if env.get("QUANTDESK_ALLOWED_HOSTS"):
+            settings = replace(settings, allowed_hosts=_split(env["QUANTDESK_ALLOWED_HOSTS"]))
+        if env.get("QUANTDESK_ALLOWED_ORIGINS"):
+            settings = replace(settings, allowed_origins=_split(env["QUANTDESK_ALLOWED_ORIGINS"]))
+        if env.get("QUANTDESK_LOG_LEVEL"):
+            settings = replace(settings, log_level=env["QUANTDESK_LOG_LEVEL"].upper())
+        return settings
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+    def host_allowlist(self) -> list[str]:
+        """Host headers accepted (DNS-rebinding protection): loopback names plus the configured ones."""
+        hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
+        if not is_loopback_host(self.host) and self.host not in ("0.0.0.0", "::"):
+            hosts += [f"{self.host}:*", self.host]
+        return hosts + list(self.allowed_hosts)
+
+    def origin_allowlist(self) -> list[str]:
+        origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+        return origins + list(self.allowed_origins)
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / "quantdesk.sqlite3"
