@@ -41,6 +41,7 @@ bench: $(STAMP)
 generated: $(STAMP)
 	$(VENV)/bin/quantdesk export-wellknown
 	$(VENV)/bin/quantdesk export-schemas
+	$(PY) scripts/update_readme_tools.py
 
 clean:
 	rm -rf $(VENV) .typecheck build dist .pytest_cache .mypy_cache .ruff_cache .conformance

@@ -47,7 +47,7 @@ class Core:
 
 def build_core(settings: Settings, extra_toolsets: Iterable[ToolSet] = ()) -> Core:
     metrics = Metrics()
-    registry = discover_tools(ToolRegistry(observer=metrics.observe_call))
+    registry = discover_tools(ToolRegistry(observer=metrics.observe_call), extra_modules=settings.tool_modules)
     for toolset in extra_toolsets:
         registry.add_toolset(toolset)
     metrics.tools_registered.set(len(registry.list_tools()))
@@ -140,8 +140,12 @@ def create_app(
         app.router.routes.append(route)
     compat = importlib.import_module(COMPAT_PACKAGE)
     derive = importlib.import_module(f"{COMPAT_PACKAGE}.derive")
-    for profile in [*compat.discover_profiles(), *extra_profiles]:
-        app.router.routes.extend(derive.derive_routes(profile, state))
+    try:
+        for profile in [*compat.discover_profiles(), *extra_profiles]:
+            app.router.routes.extend(derive.derive_routes(profile, state))
+    except Exception:
+        core.services.close()
+        raise
     # Exact path: no redirect between /mcp and /mcp/ (a Mount would add one).
     app.router.routes.append(Route("/mcp", endpoint=door, methods=["GET", "POST", "DELETE"]))
 

@@ -138,7 +138,7 @@ def _stdio(args: argparse.Namespace, settings: Settings) -> int:
 def _tools(args: argparse.Namespace, settings: Settings) -> int:
     from quantdesk.server.registry import ToolRegistry, discover_tools
 
-    registry = discover_tools(ToolRegistry())
+    registry = discover_tools(ToolRegistry(), extra_modules=settings.tool_modules)
     if args.json:
         _print_json([entry.describe() for entry in registry.list_tools()])
         return 0

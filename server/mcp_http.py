@@ -15,13 +15,15 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
+
 from mcp.server import Server
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from quantdesk.server.auth import Authenticator, credential_from_headers
 from quantdesk.server.errors import Forbidden, Unauthorized
@@ -30,6 +32,7 @@ from quantdesk.server.mcp_binding import PRINCIPAL_STATE_KEY
 from quantdesk.server.settings import Settings, is_loopback_host
 
 MCP_DOOR_SCOPE = "mcp"
+BATCH_VERSION = "2025-03-26"  # the only revision with JSON-RPC batches; the SDK itself rejects arrays
 
 
 class McpHttpDoor:
@@ -80,5 +83,86 @@ class McpHttpDoor:
         scope["user"] = AuthenticatedUser(token)
         if "mcp-session-id" in headers or "text/event-stream" in headers.get("accept", ""):
             await self.sse_manager.handle_request(scope, receive, send)
-        else:
-            await self.json_manager.handle_request(scope, receive, send)
+            return
+        if scope["method"] == "POST":
+            body = await _read_body(receive)
+            if body.lstrip().startswith(b"["):
+                await self._batch(scope, body, headers, receive, send)
+                return
+            receive = _replay(body, receive)
+        await self.json_manager.handle_request(scope, receive, send)
+
+    async def _batch(self, scope: Scope, body: bytes, headers: Headers, receive: Receive, send: Send) -> None:
+        """2025-03-26 batches: each element runs as its own stateless request; answers come back as one array."""
+        version = headers.get("mcp-protocol-version", BATCH_VERSION)
+        try:
+            items = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            await send_json(send, 400, _rpc_error(None, -32700, f"Parse error: {exc}"))
+            return
+        if version != BATCH_VERSION:
+            await send_json(send, 400, _rpc_error(None, -32600, f"JSON-RPC batches are not part of MCP {version}"))
+            return
+        if not items:
+            await send_json(send, 400, _rpc_error(None, -32600, "an empty batch is not a valid request"))
+            return
+        answers = []
+        for item in items:
+            status, payload = await _capture(self.json_manager.handle_request, scope, orjson.dumps(item), receive)
+            if payload:
+                answers.append(orjson.loads(payload))
+            elif status >= 400:
+                answers.append(_rpc_error(item.get("id") if isinstance(item, dict) else None, -32600,
+                                          f"request refused with HTTP {status}"))
+        if not answers:
+            await send({"type": "http.response.start", "status": 202, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send_json(send, 200, answers)
+
+
+def _rpc_error(request_id: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The already-read body once, then the real channel (which reports the client's disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _capture(app: Any, scope: Scope, body: bytes, receive: Receive) -> tuple[int, bytes]:
+    status = 500
+    chunks: list[bytes] = []
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+    headers.append((b"content-length", str(len(body)).encode()))
+    await app({**scope, "headers": headers}, _replay(body, receive), send)
+    return status, b"".join(chunks)

@@ -405,18 +405,22 @@ def _to_outcome(entry: ToolEntry, result: BaseModel | ToolResult) -> CallOutcome
     return CallOutcome(output.model_dump(mode="json", by_alias=True), content)
 
 
-def discover_tools(registry: ToolRegistry, package: str = "quantdesk.tools") -> ToolRegistry:
-    """Import every `<package>/<domain>/tools.py` and add its `tools` ToolSet."""
+def load_toolset(module_name: str) -> ToolSet:
+    module = importlib.import_module(module_name)
+    toolset = getattr(module, "tools", None)
+    if not isinstance(toolset, ToolSet):
+        raise TypeError(f"{module_name} must define `tools = ToolSet(...)`")
+    return toolset
+
+
+def discover_tools(registry: ToolRegistry, package: str = "quantdesk.tools",
+                   extra_modules: Iterable[str] = ()) -> ToolRegistry:
+    """Import every `<package>/<domain>/tools.py`, plus any extra modules, and add their `tools` ToolSets."""
     root = importlib.import_module(package)
     for info in sorted(pkgutil.iter_modules(root.__path__), key=lambda m: m.name):
-        if not info.ispkg:
-            continue
         module_name = f"{package}.{info.name}.tools"
-        if importlib.util.find_spec(module_name) is None:
-            continue
-        module = importlib.import_module(module_name)
-        toolset = getattr(module, "tools", None)
-        if not isinstance(toolset, ToolSet):
-            raise TypeError(f"{module_name} must define `tools = ToolSet(...)`")
-        registry.add_toolset(toolset)
+        if info.ispkg and importlib.util.find_spec(module_name) is not None:
+            registry.add_toolset(load_toolset(module_name))
+    for module_name in extra_modules:
+        registry.add_toolset(load_toolset(module_name))
     return registry

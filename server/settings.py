@@ -42,6 +42,8 @@ class Settings:
     tools_page_size: int = 50
     conformance_fixtures: bool = False
     log_level: str = "INFO"
+    tool_modules: tuple[str, ...] = ()
+    """Extra modules defining `tools = ToolSet(...)`, beside quantdesk.tools (QUANTDESK_TOOL_MODULES)."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -61,6 +63,10 @@ class Settings:
             settings = replace(settings, allowed_hosts=_split(env["QUANTDESK_ALLOWED_HOSTS"]))
         if env.get("QUANTDESK_ALLOWED_ORIGINS"):
             settings = replace(settings, allowed_origins=_split(env["QUANTDESK_ALLOWED_ORIGINS"]))
+        if env.get("QUANTDESK_TOOLS_PAGE_SIZE"):
+            settings = replace(settings, tools_page_size=max(1, int(env["QUANTDESK_TOOLS_PAGE_SIZE"])))
+        if env.get("QUANTDESK_TOOL_MODULES"):
+            settings = replace(settings, tool_modules=_split(env["QUANTDESK_TOOL_MODULES"]))
         if env.get("QUANTDESK_LOG_LEVEL"):
             settings = replace(settings, log_level=env["QUANTDESK_LOG_LEVEL"].upper())
         return settings

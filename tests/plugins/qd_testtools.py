@@ -1,0 +1,68 @@
+"""Tools that exist only for tests, loaded into real servers with QUANTDESK_TOOL_MODULES=qd_testtools."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+from pydantic import BaseModel, Field
+
+from quantdesk.server.registry import CallContext, ToolInput, ToolOutput, ToolSet
+
+tools = ToolSet("testing")
+
+
+class CountInput(ToolInput):
+    steps: int = Field(ge=1, le=100)
+    delay_seconds: float = Field(0.01, ge=0, le=1)
+
+
+class CountOutput(ToolOutput):
+    counted: int
+
+
+class WaitInput(ToolInput):
+    marker_path: str = Field(description="A file the tool writes 'started' to, then 'cancelled' when stopped.")
+
+
+class Tick(BaseModel):
+    index: int
+
+
+class TicksInput(ToolInput):
+    count: int = Field(ge=1, le=1000)
+
+
+@tools.tool(scope="read", read_only=True)
+async def count_slowly(args: CountInput, ctx: CallContext) -> CountOutput:
+    """Count to `steps`, reporting progress after each step (a stand-in for a long tool)."""
+    for step in range(1, args.steps + 1):
+        await anyio.sleep(args.delay_seconds)
+        await ctx.report_progress(step, args.steps, f"step {step} of {args.steps}")
+    return CountOutput(counted=args.steps)
+
+
+@tools.tool(scope="read")
+async def wait_until_cancelled(args: WaitInput, ctx: CallContext) -> CountOutput:
+    """Block until cancelled, recording in a marker file that the work started and that it was stopped."""
+    marker = Path(args.marker_path)
+    marker.write_text("started")
+    try:
+        await anyio.sleep_forever()
+    finally:
+        marker.write_text("cancelled")
+    return CountOutput(counted=0)
+
+
+@tools.tool(scope="read")
+async def fail_unexpectedly(args: CountInput, ctx: CallContext) -> CountOutput:
+    """Raise an unexpected exception whose message must never reach a client."""
+    raise RuntimeError("secret internal detail /etc/passwd")
+
+
+@tools.stream(scope="stream", event_model=Tick)
+async def emit_ticks(args: TicksInput, ctx: CallContext) -> AsyncIterator[Tick]:
+    """Emit `count` numbered ticks as a stream."""
+    for index in range(args.count):
+        yield Tick(index=index)

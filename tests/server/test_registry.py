@@ -1,0 +1,72 @@
+"""Registry rules that every domain relies on."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel
+
+from quantdesk.server.registry import CallContext, ToolInput, ToolOutput, ToolRegistry, ToolSet
+
+
+class In(ToolInput):
+    x: int
+
+
+class Out(ToolOutput):
+    y: int
+
+
+def make(name: str, domain: str = "a") -> ToolSet:
+    toolset = ToolSet(domain)
+
+    @toolset.tool(scope="read", name=name)
+    async def handler(args: In, ctx: CallContext) -> Out:
+        """Doc."""
+        return Out(y=args.x)
+
+    return toolset
+
+
+def test_two_tools_with_one_name_fail_instead_of_shadowing():
+    registry = ToolRegistry()
+    registry.add_toolset(make("same", "a"))
+    with pytest.raises(ValueError, match="duplicate tool name 'same'"):
+        registry.add_toolset(make("same", "b"))
+
+
+def test_a_tool_without_a_description_is_refused():
+    toolset = ToolSet("a")
+    with pytest.raises(ValueError, match="docstring"):
+        @toolset.tool(scope="read")
+        async def undocumented(args: In, ctx: CallContext) -> Out:
+            return Out(y=1)
+
+
+def test_an_unknown_scope_is_refused():
+    toolset = ToolSet("a")
+    with pytest.raises(ValueError, match="unknown scope"):
+        @toolset.tool(scope="root")
+        async def tool(args: In, ctx: CallContext) -> Out:
+            """Doc."""
+            return Out(y=1)
+
+
+def test_a_streaming_tool_must_name_its_event_model():
+    toolset = ToolSet("a")
+
+    class Event(BaseModel):
+        n: int
+
+    @toolset.stream(scope="stream", event_model=Event)
+    async def ticks(args: In, ctx: CallContext):  # type: ignore[no-untyped-def]
+        """Doc."""
+        yield Event(n=1)
+
+    entry = toolset.entries[0]
+    assert entry.streaming and entry.output_schema["properties"]["count"]["type"] == "integer"
+
+
+def test_input_schemas_forbid_unknown_fields():
+    entry = make("t").entries[0]
+    assert entry.input_schema["additionalProperties"] is False
+    assert entry.input_schema["required"] == ["x"]
