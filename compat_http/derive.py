@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
-from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
@@ -28,6 +27,7 @@ from quantdesk.server.http_state import STATUS_BY_KIND, HttpState, error_headers
 from quantdesk.server.logs import new_request_id
 from quantdesk.server.openapi import inline_refs
 from quantdesk.server.registry import CallOutcome, ToolEntry
+from quantdesk.server.route_table import TableRoute
 
 logger = logging.getLogger("quantdesk.rest")
 _PATH_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?}")
@@ -187,7 +187,7 @@ def openapi_operation(row: Row, entry: ToolEntry, path_params: list[str]) -> dic
     return operation
 
 
-def derive_route(row: Row, profile: Profile, state: HttpState) -> APIRoute:
+def derive_route(row: Row, profile: Profile, state: HttpState) -> TableRoute:
     entry = state.registry.get_tool(row.tool)
     path_params = _PATH_PARAM.findall(row.path)
     properties = entry.input_schema.get("properties", {})
@@ -195,19 +195,16 @@ def derive_route(row: Row, profile: Profile, state: HttpState) -> APIRoute:
     if missing or (row.body_arg is not None and row.body_arg not in properties):
         raise ValueError(f"{profile.name} {row.method} {row.path}: {missing or row.body_arg} "
                          f"are not arguments of {row.tool}")
-    return APIRoute(
-        row.path,
-        make_endpoint(row, entry, profile, state),
-        methods=[row.method],
-        name=f"{profile.name}:{row.method} {row.path}",
-        summary=row.summary or entry.annotations.title or entry.name,
-        description=entry.description,
-        tags=[profile.title],
-        openapi_extra=openapi_operation(row, entry, path_params),
-        status_code=row.status_code,
-    )
+    operation = {
+        "summary": row.summary or entry.annotations.title or entry.name,
+        "description": entry.description,
+        "tags": [profile.title],
+        "operationId": f"{profile.name}_{row.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', row.path.lower()).strip('_')}",
+        **openapi_operation(row, entry, path_params),
+    }
+    return TableRoute(row.method, row.path, make_endpoint(row, entry, profile, state), operation)
 
 
-def derive_routes(profile: Profile, state: HttpState) -> list[APIRoute]:
-    """Every row of the profile as a FastAPI route (raises at start-up for a row that names a wrong argument)."""
+def derive_routes(profile: Profile, state: HttpState) -> list[TableRoute]:
+    """Every row of the profile as a route (raises at start-up for a row that names a wrong argument)."""
     return [derive_route(row, profile, state) for row in profile.rows_for(state.registry)]

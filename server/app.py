@@ -27,6 +27,7 @@ from quantdesk.server.mcp_http import McpHttpDoor
 from quantdesk.server.metrics import CONTENT_TYPE, Metrics
 from quantdesk.server.openapi import SECURITY_SCHEMES
 from quantdesk.server.registry import ToolRegistry, ToolSet, discover_tools
+from quantdesk.server.route_table import RouteTable
 from quantdesk.server.settings import Settings
 from quantdesk.server.state import StateStore
 
@@ -125,7 +126,7 @@ def create_app(
     state = HttpState(settings, core.registry, core.services, core.authenticator, core.metrics)
     binding = McpBinding(core.registry, core.services, "http", package_version(),
                          page_size=settings.tools_page_size, extension=extension)
-    door = McpHttpDoor(binding.build(), core.authenticator, settings)
+    door = McpHttpDoor(binding, core.authenticator, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -136,18 +137,20 @@ def create_app(
     app = FastAPI(title="quantdesk", version=package_version(), lifespan=lifespan,
                   description="MCP-first tool server: every route below is derived from an MCP tool.")
     app.state.quantdesk = state
-    for route in _system_routes(state):
-        app.router.routes.append(route)
     compat = importlib.import_module(COMPAT_PACKAGE)
     derive = importlib.import_module(f"{COMPAT_PACKAGE}.derive")
+    table = RouteTable()
     try:
         for profile in [*compat.discover_profiles(), *extra_profiles]:
-            app.router.routes.extend(derive.derive_routes(profile, state))
+            for route in derive.derive_routes(profile, state):
+                table.add(route)
     except Exception:
         core.services.close()
         raise
-    # Exact path: no redirect between /mcp and /mcp/ (a Mount would add one).
-    app.router.routes.append(Route("/mcp", endpoint=door, methods=["GET", "POST", "DELETE"]))
+    # Hot paths first: the router scans its list, and /mcp and the table answer nearly every request.
+    # Exact path for /mcp: no redirect between /mcp and /mcp/ (a Mount would add one).
+    app.router.routes[:0] = [Route("/mcp", endpoint=door, methods=["GET", "POST", "DELETE"]), table,
+                             *_system_routes(state)]
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -155,18 +158,20 @@ def create_app(
         logger.error("unhandled error", exc_info=exc, extra={"request_id": request_id, "path": request.url.path})
         return json_response({"detail": f"internal error (request id {request_id})", "request_id": request_id}, 500)
 
-    _install_openapi(app)
+    _install_openapi(app, table)
     app.add_middleware(FrontDoor, allowed_hosts=settings.host_allowlist(),
                        allowed_origins=settings.origin_allowlist(), max_body_bytes=settings.max_body_bytes)
     return app
 
 
-def _install_openapi(app: FastAPI) -> None:
+def _install_openapi(app: FastAPI, table: RouteTable) -> None:
     default = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = default()
+            for path, operations in table.openapi_paths().items():
+                schema.setdefault("paths", {}).setdefault(path, {}).update(operations)
             schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
             app.openapi_schema = schema
         return app.openapi_schema

@@ -9,7 +9,6 @@ from __future__ import annotations
 import fnmatch
 
 import orjson
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quantdesk.server.logs import new_request_id
@@ -17,6 +16,18 @@ from quantdesk.server.logs import new_request_id
 REQUEST_ID_HEADER = b"x-request-id"
 # Public discovery documents may be fetched by browser-based registries from any origin.
 _ANY_ORIGIN_PATHS = ("/.well-known/", "/mcp/server-card", "/mcp/tools/list", "/health", "/openapi.json", "/docs")
+
+
+def scope_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers as a dict of lower-case names, built once per request.
+
+    Starlette's `Headers` decodes the whole list again on every lookup; at a few lookups per
+    request that showed up as tens of microseconds in the profile.
+    """
+    cached: dict[str, str] | None = scope.get("quantdesk.headers")
+    if cached is None:
+        cached = scope["quantdesk.headers"] = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    return cached
 
 
 def _matches(value: str, patterns: list[str]) -> bool:
@@ -52,7 +63,7 @@ class FrontDoor:
                 message = {**message, "headers": [*message.get("headers", []), id_header]}
             await send(message)
 
-        headers = Headers(scope=scope)
+        headers = scope_headers(scope)
         host = headers.get("host", "")
         if not _matches(host, self.allowed_hosts):
             await send_json(send_with_id, 421, {"detail": "Invalid Host header", "request_id": request_id})

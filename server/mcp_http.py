@@ -11,27 +11,29 @@ The 2026-07-28 per-request era is stateless in both, and the SDK serves it uncha
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import orjson
-
-from mcp.server import Server
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.datastructures import Headers
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import Message, Receive, Scope, Send
 
 from quantdesk.server.auth import Authenticator, credential_from_headers
+from quantdesk.server.context import Principal
 from quantdesk.server.errors import Forbidden, Unauthorized
-from quantdesk.server.http_front import send_json
-from quantdesk.server.mcp_binding import PRINCIPAL_STATE_KEY
+from quantdesk.server.http_front import scope_headers, send_json
+from quantdesk.server.mcp_binding import PRINCIPAL_STATE_KEY, McpBinding
 from quantdesk.server.settings import Settings, is_loopback_host
 
 MCP_DOOR_SCOPE = "mcp"
+WATCH_DISCONNECT_AFTER_SECONDS = 0.05
 BATCH_VERSION = "2025-03-26"  # the only revision with JSON-RPC batches; the SDK itself rejects arrays
 
 
@@ -40,7 +42,9 @@ class McpHttpDoor:
 
     required_scope = MCP_DOOR_SCOPE
 
-    def __init__(self, server: Server[Any], authenticator: Authenticator, settings: Settings) -> None:
+    def __init__(self, binding: McpBinding, authenticator: Authenticator, settings: Settings) -> None:
+        server = binding.build()
+        self.binding = binding
         security = TransportSecuritySettings(
             enable_dns_rebinding_protection=True,
             allowed_hosts=settings.host_allowlist(),
@@ -62,11 +66,11 @@ class McpHttpDoor:
             yield
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = Headers(scope=scope)
+        headers = scope_headers(scope)
         client = scope.get("client")
         loopback = client is not None and is_loopback_host(client[0])
         try:
-            principal = self.authenticator.authenticate(credential_from_headers(dict(headers)), loopback)
+            principal = self.authenticator.authenticate(credential_from_headers(headers), loopback)
             if not principal.allows(MCP_DOOR_SCOPE):
                 raise Forbidden(f"the credential lacks the '{MCP_DOOR_SCOPE}' scope that the MCP endpoint needs",
                                 missing_scope=MCP_DOOR_SCOPE)
@@ -89,10 +93,67 @@ class McpHttpDoor:
             if body.lstrip().startswith(b"["):
                 await self._batch(scope, body, headers, receive, send)
                 return
+            call = self._plain_call(body, headers)
+            if call is not None:
+                await self._answer_plain_call(call, principal, receive, send)
+                return
             receive = _replay(body, receive)
         await self.json_manager.handle_request(scope, receive, send)
 
-    async def _batch(self, scope: Scope, body: bytes, headers: Headers, receive: Receive, send: Send) -> None:
+    def _plain_call(self, body: bytes, headers: dict[str, str]) -> dict[str, Any] | None:
+        """The message, when it is a single handshake-era tools/call the binding can answer directly."""
+        version = headers.get("mcp-protocol-version")
+        accept = headers.get("accept", "")
+        if (version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS) or not (
+                "application/json" in accept or "*/*" in accept) or not headers.get(
+                "content-type", "").startswith("application/json"):
+            return None
+        try:
+            message = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or message.get("method") != "tools/call":
+            return None
+        request_id, params = message.get("id"), message.get("params")
+        if isinstance(request_id, bool) or not isinstance(request_id, int | str) or not isinstance(params, dict):
+            return None
+        name, arguments = params.get("name"), params.get("arguments")
+        if (not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict))
+                or not set(params) <= {"name", "arguments", "_meta"} or not self.binding.serves_directly(name)):
+            return None
+        return message
+
+    async def _answer_plain_call(self, message: dict[str, Any], principal: Principal, receive: Receive,
+                                 send: Send) -> None:
+        params = message["params"]
+        answer: dict[str, Any] | None = None
+        loop = asyncio.get_running_loop()
+        watcher: asyncio.Task[None] | None = None
+        with anyio.CancelScope() as scope:
+            async def stop_on_disconnect() -> None:
+                # A client that hangs up cancels the call, as closing the SDK's response would.
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                scope.cancel()
+
+            def watch() -> None:
+                nonlocal watcher
+                watcher = loop.create_task(stop_on_disconnect())
+
+            # Most calls end within milliseconds; watching the connection only once a call is slow
+            # keeps a quick call free of a watcher task (tens of microseconds, bench/mcp_overhead.py).
+            timer = loop.call_later(WATCH_DISCONNECT_AFTER_SECONDS, watch)
+            try:
+                answer = await self.binding.call_plain(params["name"], params.get("arguments") or {}, principal)
+            finally:
+                timer.cancel()
+                if watcher is not None:
+                    watcher.cancel()
+        if answer is not None:
+            await send_json(send, 200, {"jsonrpc": "2.0", "id": message["id"], **answer})
+
+    async def _batch(self, scope: Scope, body: bytes, headers: dict[str, str], receive: Receive,
+                     send: Send) -> None:
         """2025-03-26 batches: each element runs as its own stateless request; answers come back as one array."""
         version = headers.get("mcp-protocol-version", BATCH_VERSION)
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -29,10 +31,15 @@ class Metrics:
         self.http_requests = Counter("quantdesk_http_requests", "HTTP requests by route and status",
                                      ["route", "status"], registry=self.registry)
         self.tools_registered = Gauge("quantdesk_tools_registered", "Tools in the registry", registry=self.registry)
+        # .labels() locks and hashes on every call; the children are stable, so keep them.
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def observe_call(self, tool: str, door: str, outcome: str, seconds: float) -> None:
-        self.calls.labels(tool, door).inc()
-        self.latency.labels(tool).observe(seconds)
+        children = self._children.get((tool, door))
+        if children is None:
+            children = self._children[(tool, door)] = (self.calls.labels(tool, door), self.latency.labels(tool))
+        children[0].inc()
+        children[1].observe(seconds)
         if outcome != "ok":
             self.errors.labels(tool, outcome).inc()
 

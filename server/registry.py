@@ -160,7 +160,16 @@ class ToolEntry:
     validator: jsonschema.Draft202012Validator = field(repr=False)
 
     def parse_arguments(self, arguments: dict[str, Any]) -> BaseModel:
-        """Validate against the advertised schema (every problem, with its path), then build the model."""
+        """Validate against the advertised schema (every problem, with its path), then build the model.
+
+        pydantic-core in strict JSON mode accepts exactly what the advertised schema accepts and is
+        an order of magnitude faster than a JSON Schema pass, so valid input takes that path; only
+        input it refuses goes through the compiled JSON Schema validator, which names every problem.
+        """
+        try:
+            return self.input_model.model_validate_json(orjson.dumps(arguments), strict=True)
+        except (ValidationError, TypeError):
+            pass
         errors = list(self.validator.iter_errors(arguments))
         if errors:
             errors.sort(key=lambda e: list(map(str, e.absolute_path)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
@@ -17,6 +18,7 @@ def default_data_dir() -> Path:
     return Path(base) / "quantdesk"
 
 
+@lru_cache(maxsize=1024)
 def is_loopback_host(host: str) -> bool:
     if host == "localhost":
         return True

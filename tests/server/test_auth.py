@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from quantdesk.server.app import create_app
 from quantdesk.server.context import IMPLIED_SCOPES, SCOPES
+from quantdesk.server.route_table import RouteTable
 from quantdesk.server.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins"))
@@ -27,6 +28,9 @@ def app_routes(tmp_path: Path) -> list[tuple[str, str, list[str]]]:
     app = create_app(Settings(data_dir=tmp_path, tool_modules=("qd_testtools",)))
     routes = []
     for route in app.routes:
+        if isinstance(route, RouteTable):
+            routes += [(r.method, r.path, r.operation["x-quantdesk-scopes"]) for r in route.routes()]
+            continue
         assert isinstance(route, Route), f"unexpected route type {route!r}"
         if isinstance(route, APIRoute):
             scopes = list((route.openapi_extra or {}).get("x-quantdesk-scopes", []))

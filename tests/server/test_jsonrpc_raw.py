@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import httpx
 import pytest
 
@@ -146,3 +149,39 @@ def test_bearer_authorization_is_accepted(server):
     response = httpx.post(f"{server.url}/mcp", json=INIT, timeout=30,
                           headers={"Content-Type": "application/json", "Authorization": f"Bearer {server.admin_key}"})
     assert response.status_code == 200
+
+
+def sse_result(response: httpx.Response) -> dict:
+    data = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:") and line[5:].strip()]
+    return [json.loads(d) for d in data if '"result"' in d or '"error"' in d][-1]
+
+
+@pytest.mark.parametrize("arguments", [{"name": "eth"}, {"name": 5}, {"name": "nope"}, {"bogus": 1}])
+def test_a_plain_json_call_answers_exactly_as_the_sdk_path_does(server, arguments):
+    """Plain JSON tools/call is answered by the binding directly; an SDK session must get the same result."""
+    call = {"jsonrpc": "2.0", "id": 40, "method": "tools/call", "params": {"name": "get_presets",
+                                                                            "arguments": arguments}}
+    plain = post(server, call).json()
+    sse_headers = {"Accept": "application/json, text/event-stream"}
+    init = post(server, {**INIT, "params": {**INIT["params"], "protocolVersion": "2025-11-25"}}, headers=sse_headers)
+    session = {**sse_headers, "Mcp-Session-Id": init.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+    post(server, {"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+    through_sdk = sse_result(post(server, call, headers=session))
+    assert plain == through_sdk
+
+
+def test_a_client_that_hangs_up_cancels_a_plain_json_call(server, tmp_path):
+    marker = tmp_path / "marker"
+    call = {"jsonrpc": "2.0", "id": 41, "method": "tools/call",
+            "params": {"name": "wait_until_cancelled", "arguments": {"marker_path": str(marker)}}}
+    with pytest.raises(httpx.ReadTimeout):
+        post_with_timeout(server, call, timeout=1.0)
+    deadline = time.monotonic() + 20
+    while marker.read_text() != "cancelled":
+        assert time.monotonic() < deadline, "the call was not cancelled when the client went away"
+        time.sleep(0.05)
+
+
+def post_with_timeout(server, body, timeout):
+    return httpx.post(f"{server.url}/mcp", json=body, timeout=timeout,
+                      headers={"Content-Type": "application/json", **server.headers()})
