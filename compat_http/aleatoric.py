@@ -29,6 +29,7 @@ ROWS: tuple[Row, ...] = (
     Row("GET", "/mcp/config/schema", "get_config_schema", scopes=MCP),
     Row("GET", "/mcp/presets", "get_presets", scopes=MCP),
     Row("POST", "/mcp/config/validate", "validate_config", scopes=MCP, request=_config_body, response=_with_hash),
+    Row("POST", "/mcp/simulate_funding_regime", "simulate_funding_regime", scopes=MCP),
 )
 
 PROFILE = Profile("aleatoric", "Aleatoric", ROWS)
