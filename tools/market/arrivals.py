@@ -1,0 +1,66 @@
+"""Trade arrival times: a Hawkes process (exponential kernel) whose immigrants follow the volatility.
+
+Branching construction: each block draws its immigrants (a Cox process with rate
+mu_0 (sigma_t / sigma)^gamma, normalized to mean mu_0, on the 1 s grid) and their whole clusters
+from the block's own stream. Offspring can land in later blocks, so a window regenerates the
+clusters of the `lookback_blocks + 1` blocks before it and keeps what lands inside. Clusters are
+cut `lookback_blocks` blocks after their immigrant's block; `derive_params` sizes the lookback so
+the cut mass is below 1e-6 (at most an hour) and scales mu_0 so the mean rate stays the configured one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from quantdesk.tools.market.blocks import BLOCK_SECONDS, Stream, stream_rng
+from quantdesk.tools.market.params import ModelParams
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+_SECONDS = np.arange(BLOCK_SECONDS, dtype=np.float64)
+
+
+def cluster_times(params: ModelParams, block: int, log_vol_ratio: FloatArray) -> FloatArray:
+    """Seconds since the run start of every event of the clusters born in `block` (unsorted)."""
+    p = params
+    rng = stream_rng(p.seed, Stream.HAWKES, block)
+    gamma, s2 = p.trade_vol_elasticity, p.total_factor_var
+    # E[exp(gamma (F - S2))] = exp(-gamma S2 + gamma^2 S2 / 2) for F ~ N(0, S2): divide it out
+    rates = p.immigrant_rate_per_second * np.exp(gamma * log_vol_ratio + gamma * s2 - 0.5 * gamma * gamma * s2)
+    counts = rng.poisson(rates)
+    n = int(counts.sum())
+    immigrants = np.repeat(_SECONDS + block * BLOCK_SECONDS, counts) + rng.random(n)
+    if p.branching_ratio == 0.0 or n == 0:
+        return immigrants
+    horizon = float((block + 1 + p.lookback_blocks) * BLOCK_SECONDS)
+    out = [immigrants]
+    parents = immigrants
+    while parents.size:
+        # Poisson splitting: Poisson(n P) children spread uniformly over P parents is the same law as
+        # Poisson(n) children per parent, for one draw instead of P
+        n_children = int(rng.poisson(p.branching_ratio * parents.size))
+        if n_children == 0:
+            break
+        children = parents[rng.integers(0, parents.size, n_children)]
+        children += rng.standard_exponential(n_children) * p.decay_seconds
+        children = children[children < horizon]
+        out.append(children)
+        parents = children
+    return np.concatenate(out)
+
+
+def trade_times_ms(params: ModelParams, first_block: int, stop_block: int, log_vol_ratio: FloatArray) -> IntArray:
+    """Sorted trade times (ms since the run start) in blocks `[first_block, stop_block)`.
+
+    `log_vol_ratio` covers blocks `[first_block - lookback_blocks, stop_block)`.
+    """
+    start = first_block - params.lookback_blocks
+    if log_vol_ratio.shape[0] != stop_block - start:
+        raise ValueError("log_vol_ratio does not cover the lookback")
+    # each block's clusters sorted on their own (cache-sized), then a run-merging stable sort of the lot
+    parts = [np.sort(cluster_times(params, block, log_vol_ratio[block - start])) for block in range(start, stop_block)]
+    times = np.concatenate(parts)
+    times = times[(times >= first_block * BLOCK_SECONDS) & (times < stop_block * BLOCK_SECONDS)]
+    times.sort(kind="stable")
+    return np.floor(times * 1000.0).astype(np.int64)

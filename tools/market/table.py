@@ -1,0 +1,155 @@
+"""Book snapshots and trades merged into one Arrow table in exactly `EVENT_SCHEMA`, in time order.
+
+Order: by `timestamp_ms`; at equal ms a book row comes before trades (so the book in force for a
+trade is the last book row at or before it), and trades keep their arrival order. Columns are
+built from numpy buffers directly (shared validity bitmaps, list offsets computed from the row
+kinds), which is several times faster than building Python objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from quantdesk.schemas.events import EVENT_SCHEMA, LEVEL_TYPE
+from quantdesk.tools.market.book import BookSnapshots
+from quantdesk.tools.market.params import ModelParams
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+EVENT_TYPES = pa.array(["trade", "book"])
+SIDES = pa.array(["buy", "sell"])
+EXCHANGE = pa.array(["synthetic"])
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRows:
+    """Trades in time order: prices in ticks, sizes in lots, `buy` True for buyer-initiated."""
+
+    offset_ms: IntArray
+    latency_ms: IntArray
+    book_row: IntArray
+    """Index of the book in force (the last snapshot at or before the trade) among the window's snapshots."""
+    buy: BoolArray
+    price_ticks: IntArray
+    lots: IntArray
+    id_offsets: npt.NDArray[np.int32]
+    id_bytes: npt.NDArray[np.uint8]
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.offset_ms.shape[0])
+
+
+def to_decimal(counts: IntArray, units: int, scale: int, step: float) -> FloatArray:
+    """`counts * step` as the float of its decimal string (one correctly rounded division)."""
+    if units == 0:
+        return counts.astype(np.float64) * step
+    values: FloatArray = (counts * units) / float(scale)
+    return values
+
+
+def _bitmap(mask: BoolArray) -> pa.Buffer:
+    return pa.py_buffer(np.packbits(mask, bitorder="little"))
+
+
+def _dictionary(indices: npt.NDArray[np.int32], words: pa.Array, validity: pa.Buffer | None = None,
+                null_count: int = 0) -> pa.DictionaryArray:
+    index_array = pa.Array.from_buffers(pa.int32(), len(indices), [validity, pa.py_buffer(indices)], null_count)
+    return pa.DictionaryArray.from_arrays(index_array, words, safe=False)
+
+
+def _levels(ticks: IntArray, lots: IntArray, p: ModelParams, offsets: pa.Buffer, validity: pa.Buffer, n: int,
+            null_count: int) -> pa.Array:
+    price = to_decimal(ticks.reshape(-1), p.tick_units, p.tick_scale, p.tick_size)
+    size = to_decimal(lots.reshape(-1), p.lot_units, p.lot_scale, p.lot_size)
+    child = pa.StructArray.from_arrays([pa.array(price), pa.array(size)], fields=list(LEVEL_TYPE))
+    return pa.Array.from_buffers(pa.list_(LEVEL_TYPE), n, [validity, offsets], null_count, children=[child])
+
+
+def build_table(params: ModelParams, books: BookSnapshots, trades: TradeRows) -> pa.Table:
+    """The merged table; `books` and `trades` are each sorted by time."""
+    p = params
+    n_book, n_trade = books.n_rows, trades.n_rows
+    n = n_book + n_trade
+    book_pos = np.arange(n_book) + np.searchsorted(trades.offset_ms, books.offset_ms, side="left")
+    # books at or before a trade are the book in force and all earlier ones: book_row + 1 of them
+    trade_pos = np.arange(n_trade) + trades.book_row + 1
+    is_book = np.zeros(n, dtype=np.bool_)
+    is_book[book_pos] = True
+    book_valid, trade_valid = _bitmap(is_book), _bitmap(~is_book)
+
+    def merged(book_values: IntArray, trade_values: IntArray) -> IntArray:
+        out = np.empty(n, dtype=np.int64)
+        out[book_pos] = book_values
+        out[trade_pos] = trade_values
+        return out
+
+    def trade_only(values: npt.NDArray[np.generic], arrow_type: pa.DataType) -> pa.Array:
+        out = np.zeros(n, dtype=values.dtype)
+        out[trade_pos] = values
+        return pa.Array.from_buffers(arrow_type, n, [trade_valid, pa.py_buffer(out)], n_book)
+
+    def book_only(values: npt.NDArray[np.generic], arrow_type: pa.DataType) -> pa.Array:
+        out = np.zeros(n, dtype=values.dtype)
+        out[book_pos] = values
+        return pa.Array.from_buffers(arrow_type, n, [book_valid, pa.py_buffer(out)], n_trade)
+
+    timestamp = merged(books.offset_ms, trades.offset_ms) + p.start_time_ms
+    capture = merged(books.latency_ms, trades.latency_ms) + timestamp
+
+    price = to_decimal(trades.price_ticks, p.tick_units, p.tick_scale, p.tick_size)
+    size = to_decimal(trades.lots, p.lot_units, p.lot_scale, p.lot_size)
+    best_bid = to_decimal(books.bid_ticks[:, 0], p.tick_units, p.tick_scale, p.tick_size)
+    best_ask = to_decimal(books.ask_ticks[:, 0], p.tick_units, p.tick_scale, p.tick_size)
+    # the mid is on the half-tick grid: decimal too, not the float average
+    mid = to_decimal(books.bid_ticks[:, 0] + books.ask_ticks[:, 0], p.tick_units, 2 * p.tick_scale,
+                     p.tick_size / 2.0)
+
+    id_lengths = np.zeros(n, dtype=np.int32)
+    id_lengths[trade_pos] = np.diff(trades.id_offsets)
+    id_offsets = np.concatenate([np.zeros(1, np.int32), np.cumsum(id_lengths, dtype=np.int32)])
+    trade_id = pa.Array.from_buffers(pa.string(), n, [trade_valid, pa.py_buffer(id_offsets),
+                                                      pa.py_buffer(trades.id_bytes)], n_book)
+    levels = p.num_levels
+    list_offsets = pa.py_buffer(np.concatenate([np.zeros(1, np.int32),
+                                                np.cumsum(is_book, dtype=np.int32) * np.int32(levels)]))
+    zeros = np.zeros(n, dtype=np.int32)
+    side_index = np.zeros(n, dtype=np.int32)
+    side_index[trade_pos] = ~trades.buy
+    columns = [
+        _dictionary(is_book.astype(np.int32), EVENT_TYPES),
+        _dictionary(zeros, EXCHANGE),
+        _dictionary(zeros, pa.array([p.symbol])),
+        _dictionary(zeros, pa.array([p.symbol])),
+        pa.array(timestamp),
+        pa.array(capture),
+        _dictionary(side_index, SIDES, trade_valid, n_book),
+        trade_only(price, pa.float64()),
+        trade_only(size, pa.float64()),
+        trade_id,
+        trade_only(price * size, pa.float64()),
+        _levels(books.bid_ticks, books.bid_lots, p, list_offsets, book_valid, n, n_trade),
+        _levels(books.ask_ticks, books.ask_lots, p, list_offsets, book_valid, n, n_trade),
+        pa.Array.from_buffers(pa.bool_(), n, [book_valid, book_valid], n_trade),
+        book_only(best_bid, pa.float64()),
+        book_only(best_ask, pa.float64()),
+        book_only(mid, pa.float64()),
+        book_only((best_ask - best_bid) / mid * 1e4, pa.float64()),
+        pa.nulls(n, pa.int64()),
+        pa.nulls(n, pa.int64()),
+        pa.nulls(n, pa.int64()),
+        pa.nulls(n, pa.int64()),
+        book_only(np.full(n_book, 2 * levels, dtype=np.int16), pa.int16()),
+        pa.Array.from_buffers(pa.bool_(), n, [book_valid, _bitmap(np.zeros(n, np.bool_))], n_trade),
+    ]
+    return pa.Table.from_arrays(columns, schema=EVENT_SCHEMA)
+
+
+def empty_table() -> pa.Table:
+    """A table with no rows in `EVENT_SCHEMA`."""
+    return EVENT_SCHEMA.empty_table()

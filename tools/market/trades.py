@@ -1,0 +1,148 @@
+"""Per-trade attributes: aggressor side with short-range persistence, sizes, latency, print price, ids.
+
+Each block draws its trades' attributes from its own stream in a fixed order (boundary bit,
+side/tail uniforms, size/latency normals), so block b-1's sides can be replayed cheaply to find
+the side block b starts from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from quantdesk.tools.market.blocks import Stream, stream_rng
+from quantdesk.tools.market.params import ModelParams
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+_TRIPLETS = np.array([[ord(c) for c in f"{i:03d}"] for i in range(1000)], dtype=np.uint8)
+
+
+@dataclass(frozen=True, slots=True)
+class SideDraws:
+    """The side uniforms of one block: `fresh` trades draw a new side, the others repeat the last one."""
+
+    boundary_buy: bool
+    fresh: BoolArray
+    fresh_buy: BoolArray
+
+    def last_fresh_buy(self) -> bool | None:
+        """Side of the block's last freshly drawn trade, or None if every trade repeated."""
+        index = np.flatnonzero(self.fresh)
+        return bool(self.fresh_buy[index[-1]]) if index.size else None
+
+
+@dataclass(frozen=True, slots=True)
+class TradeDraws:
+    """Everything random about the trades of one block except their times."""
+
+    sides: SideDraws
+    tail_uniform: FloatArray
+    size_normal: FloatArray
+    latency_normal: FloatArray
+
+
+def draw_sides(params: ModelParams, block: int, n: int) -> tuple[np.random.Generator, SideDraws, FloatArray]:
+    """The block's side draws, its tail uniforms, and its stream positioned after them."""
+    rng = stream_rng(params.seed, Stream.TRADES, block)
+    boundary = bool(rng.random() < 0.5)
+    uniforms = rng.random((n, 2))
+    keep = 1.0 - params.side_persistence
+    # one uniform decides both: fresh with probability 1 - persistence, then buy or sell with 1/2 each
+    side_u = uniforms[:, 0]
+    draws = SideDraws(boundary_buy=boundary, fresh=side_u < keep, fresh_buy=side_u < 0.5 * keep)
+    return rng, draws, uniforms[:, 1]
+
+
+def draw_trades(params: ModelParams, block: int, n: int) -> TradeDraws:
+    """All draws of the block's `n` trades."""
+    rng, sides, tail_uniform = draw_sides(params, block, n)
+    normals = rng.standard_normal((n, 2))
+    return TradeDraws(sides=sides, tail_uniform=tail_uniform, size_normal=normals[:, 0],
+                      latency_normal=normals[:, 1])
+
+
+def resolve_sides(draws: SideDraws, previous_last_fresh: bool | None) -> BoolArray:
+    """True = buy. A repeat copies the previous trade; the first trades continue the previous block's side."""
+    start = draws.boundary_buy if previous_last_fresh is None else previous_last_fresh
+    n = draws.fresh.shape[0]
+    last = np.maximum.accumulate(np.where(draws.fresh, np.arange(n), -1)) if n else np.zeros(0, np.int64)
+    return np.where(last >= 0, draws.fresh_buy[np.maximum(last, 0)], start)
+
+
+def trade_lots(params: ModelParams, size_normal: FloatArray, tail_uniform: FloatArray) -> IntArray:
+    """Sizes in lots: lognormal body, Pareto tail above the body's 95th percentile, at least one lot."""
+    p = params
+    body = p.size_median_lots * np.exp(p.size_log_sd * size_normal)
+    if p.tail_probability > 0.0:
+        u = tail_uniform
+        tail = u < p.tail_probability
+        # conditional on the tail, u / p is uniform on (0, 1)
+        scaled = np.maximum(u / p.tail_probability, 1e-300)
+        body = np.where(tail, p.tail_scale_lots * scaled ** (-1.0 / p.tail_alpha), body)
+    return np.maximum(np.rint(np.minimum(body, p.max_trade_lots)), 1.0).astype(np.int64)
+
+
+def latency_ms(median_ms: float, log_sd: float, normals: FloatArray) -> IntArray:
+    """Capture latency in whole ms, lognormal around the median, never negative."""
+    return np.floor(median_ms * np.exp(log_sd * normals)).astype(np.int64)
+
+
+def walk_book(lots: IntArray, rows: IntArray, level_lots: IntArray, level_ticks: IntArray) -> IntArray:
+    """Print price of each trade: the level where the book's cumulative size first covers the trade.
+
+    `rows` picks each trade's book in force from `level_lots`/`level_ticks` (one side, best first).
+    A trade bigger than the whole book prints at the deepest level.
+    """
+    out: IntArray = level_ticks[rows, 0]
+    deeper = np.flatnonzero(lots > level_lots[rows, 0])
+    if deeper.size:
+        deep_rows = rows[deeper]
+        cumulative = np.cumsum(level_lots[deep_rows], axis=1)
+        level = np.minimum((cumulative < lots[deeper, None]).sum(axis=1), level_lots.shape[1] - 1)
+        out[deeper] = level_ticks[deep_rows, level]
+    return out
+
+
+_padded_cache: list[npt.NDArray[np.uint8]] = [np.zeros((0, 9), dtype=np.uint8)]
+
+
+def _padded_indices(count: int) -> npt.NDArray[np.uint8]:
+    """ASCII of `f"{i:09d}"` for i < count, from a table grown on demand (ids are block prefix + index)."""
+    table = _padded_cache[0]
+    if table.shape[0] < count:
+        size = max(count, 2 * table.shape[0], 65_536)
+        index = np.arange(size)
+        table = np.concatenate([_TRIPLETS[index // 1_000_000], _TRIPLETS[(index // 1000) % 1000],
+                                _TRIPLETS[index % 1000]], axis=1)
+        _padded_cache[0] = table
+    return table[:count]
+
+
+def trade_id_strings(blocks: IntArray, counts: IntArray) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8]]:
+    """Arrow string buffers (offsets, UTF-8 bytes) of the ids of `counts[i]` trades in `blocks[i]`.
+
+    An id is `str((block + 1) * 10**9 + index_in_block)`: decimal like a venue's, unique and increasing
+    over the run, known without counting earlier blocks' trades.
+    """
+    prefixes = [str(block + 1).encode() for block in blocks.tolist()]
+    widths = np.array([len(prefix) + 9 for prefix in prefixes], dtype=np.int64)
+    lengths = np.repeat(widths, counts).astype(np.int32)
+    offsets = np.zeros(lengths.size + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    if not lengths.size:
+        return offsets, np.zeros(0, dtype=np.uint8)
+    # whole ids as fixed-size records (prefix, 9 digits): element copies instead of a 2-D byte scatter
+    suffixes = _padded_indices(int(counts.max())).view("V9").reshape(-1)
+    parts = []
+    for prefix, count in zip(prefixes, counts.tolist(), strict=True):
+        if count == 0:
+            continue
+        records = np.empty(count, dtype=[("prefix", f"V{len(prefix)}"), ("index", "V9")])
+        records["prefix"] = np.frombuffer(prefix, dtype=f"V{len(prefix)}")[0]
+        records["index"] = suffixes[:count]
+        parts.append(records.view(np.uint8))
+    return offsets, np.concatenate(parts)

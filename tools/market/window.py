@@ -1,0 +1,96 @@
+"""One window of blocks turned into events: arrivals, trade attributes, book snapshots, the merged table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from quantdesk.tools.market.arrivals import trade_times_ms
+from quantdesk.tools.market.blocks import BLOCK_MS
+from quantdesk.tools.market.book import build_snapshots
+from quantdesk.tools.market.coarse import CoarseBlocks, CoarsePath
+from quantdesk.tools.market.params import ModelParams
+from quantdesk.tools.market.table import TradeRows, build_table
+from quantdesk.tools.market.trades import (
+    draw_sides,
+    draw_trades,
+    latency_ms,
+    resolve_sides,
+    trade_id_strings,
+    trade_lots,
+    walk_book,
+)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowInputs:
+    """What a window needs from the pre-pass: its blocks, and the volatility of the lookback before it."""
+
+    coarse: CoarseBlocks
+    lookback_log_vol_ratio: FloatArray
+    """Blocks `[first_block - lookback_blocks - 1, first_block)`, for the Hawkes clusters born there."""
+
+    @property
+    def first_block(self) -> int:
+        return self.coarse.first_block
+
+    @property
+    def stop_block(self) -> int:
+        return self.coarse.stop_block
+
+
+def window_inputs(path: CoarsePath, params: ModelParams, first_block: int, stop_block: int) -> WindowInputs:
+    """Cut a window's inputs out of the streaming pre-pass."""
+    lookback = params.lookback_blocks + 1
+    return WindowInputs(coarse=path.blocks(first_block, stop_block),
+                        lookback_log_vol_ratio=path.log_vol_ratio(first_block - lookback, first_block))
+
+
+def _trade_rows(params: ModelParams, inputs: WindowInputs, book_bid: tuple[IntArray, IntArray],
+                book_ask: tuple[IntArray, IntArray]) -> TradeRows:
+    p = params
+    first, stop = inputs.first_block, inputs.stop_block
+    log_vol_ratio = np.concatenate([inputs.lookback_log_vol_ratio, inputs.coarse.log_vol_ratio])
+    # one block before the window too: its sides decide the side the window starts from
+    times = trade_times_ms(p, first - 1, stop, log_vol_ratio)
+    counts = np.bincount(times // BLOCK_MS - (first - 1), minlength=stop - first + 1)
+    _, previous, _ = draw_sides(p, first - 1, int(counts[0]))
+    last_fresh = previous.last_fresh_buy()
+    draws = [draw_trades(p, block, int(counts[i + 1])) for i, block in enumerate(range(first, stop))]
+    buys = []
+    for block_draws in draws:
+        buys.append(resolve_sides(block_draws.sides, last_fresh))
+        last_fresh = block_draws.sides.last_fresh_buy()
+    offsets = times[int(counts[0]):]
+    buy = np.concatenate(buys)
+    lot = trade_lots(p, np.concatenate([d.size_normal for d in draws]), np.concatenate([d.tail_uniform for d in draws]))
+    latency = latency_ms(p.latency_median_ms, p.latency_log_sd, np.concatenate([d.latency_normal for d in draws]))
+    trade_block = offsets // BLOCK_MS
+    # the book in force: the block's last snapshot at or before the trade (snapshots restart per block)
+    in_block = np.minimum((offsets - trade_block * BLOCK_MS) // p.book_interval_ms, p.snapshots_per_block - 1)
+    rows = (trade_block - first) * p.snapshots_per_block + in_block
+    price = np.empty(offsets.size, dtype=np.int64)
+    buyers, sellers = np.flatnonzero(buy), np.flatnonzero(~buy)
+    price[buyers] = walk_book(lot[buyers], rows[buyers], book_ask[1], book_ask[0])
+    price[sellers] = walk_book(lot[sellers], rows[sellers], book_bid[1], book_bid[0])
+    id_offsets, id_bytes = trade_id_strings(np.arange(first, stop, dtype=np.int64), counts[1:])
+    return TradeRows(offset_ms=offsets, latency_ms=latency, book_row=rows, buy=buy, price_ticks=price,
+                     lots=lot, id_offsets=id_offsets, id_bytes=id_bytes)
+
+
+def generate_window(params: ModelParams, inputs: WindowInputs, *, cut_at_end: bool = True) -> pa.Table:
+    """Every event of the window's blocks, in `EVENT_SCHEMA` and time order; cut at the run's end unless told."""
+    books = build_snapshots(params, inputs.coarse)
+    trades = _trade_rows(params, inputs, (books.bid_ticks, books.bid_lots), (books.ask_ticks, books.ask_lots))
+    table = build_table(params, books, trades)
+    if cut_at_end and inputs.stop_block * BLOCK_MS > params.duration_ms:
+        end = params.start_time_ms + params.duration_ms
+        keep = int(np.searchsorted(table.column("timestamp_ms").to_numpy(), end, side="left"))
+        table = table.slice(0, keep)
+    return table
