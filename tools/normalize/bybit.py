@@ -1,0 +1,142 @@
+"""Bybit v5 public topics: publicTrade.{symbol} and orderbook.{depth}.{symbol} (snapshot and delta).
+
+Category (the message does not say it): the `market` option (spot | linear | inverse); else a
+trade with `L` (tick direction, sent for derivatives only) is a derivative and one without is spot;
+else the market of a canonical default symbol; else linear. A derivative quoted in USD is inverse:
+its sizes are USD contracts, size_base = contracts / price.
+
+Book: a `snapshot` (or any message with u = 1, a service restart) resets the book; a delta must
+have u = last u + 1. u <= last is stale (a duplicate when equal); a jump emits a `gap=true` event and
+deltas are refused until the next snapshot. Book times are `cts` (matching-engine time, comparable
+with trade `T`) when present, else `ts`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, cast
+
+from quantdesk.tools.normalize.canonical import best_first, trade_event
+from quantdesk.tools.normalize.emitter import Emitter
+from quantdesk.tools.normalize.outcomes import MessageError
+from quantdesk.tools.normalize.parser import Options, VenueParser, stamp
+from quantdesk.tools.normalize.symbols import bybit_symbol, parse_canonical
+from quantdesk.tools.normalize.values import (
+    Level,
+    as_list,
+    as_object,
+    choice,
+    epoch_ms,
+    field,
+    integer,
+    levels,
+    optional_integer,
+    positive,
+    price,
+    text,
+)
+
+EXCHANGE = "bybit"
+MESSAGES = ("publicTrade.{symbol}", "orderbook.{depth}.{symbol} snapshot", "orderbook.{depth}.{symbol} delta")
+_SIDES = {"Buy": "buy", "Sell": "sell"}
+_TYPES = {"snapshot": "snapshot", "delta": "delta"}
+Market = Literal["spot", "linear", "inverse"]
+
+
+class BybitParser(VenueParser):
+    source = "bybit"
+    markets = ("spot", "linear", "inverse")
+
+    def __init__(self, options: Options) -> None:
+        super().__init__(options)
+        self._default: tuple[str, Market] | None = None
+        parsed = parse_canonical(options.symbol) if options.symbol else None
+        if parsed is not None:
+            base, quote, kind = parsed
+            self._default = (base + quote, "spot" if kind == "spot" else "linear")
+
+    def market(self, derivative: bool | None, raw: str) -> Market:
+        """spot | linear | inverse for a symbol: option, else shape, else default symbol, else linear."""
+        if self.options.market is not None:
+            return cast(Market, self.options.market)
+        if derivative is not None:
+            return "linear" if derivative else "spot"
+        if self._default is not None and self._default[0] == raw:
+            return self._default[1]
+        return "linear"
+
+    def handle(self, index: int, msg: object, capture_ms: int | None, out: Emitter) -> None:
+        m = as_object(msg)
+        if "op" in m or "success" in m:  # subscription acks and pongs
+            out.non_event(index, "control")
+            return
+        topic = text(m, "topic")
+        if topic.startswith("publicTrade."):
+            self._trades(index, m, capture_ms, out)
+        elif topic.startswith("orderbook."):
+            self._book(index, m, topic, capture_ms, out)
+        else:
+            raise MessageError("unsupported_message", f"bybit topic {topic[:40]!r} is not normalized")
+
+    def _symbol(self, raw: str, derivative: bool | None) -> tuple[str, bool]:
+        return bybit_symbol(raw, self.market(derivative, raw))
+
+    def _trades(self, index: int, m: dict[str, Any], cap: int | None, out: Emitter) -> None:
+        events = []
+        for i, item in enumerate(as_list(field(m, "data"), "data")):
+            t = as_object(item, f"data[{i}]")
+            raw = text(t, "s")
+            symbol, inverse = self._symbol(raw, t.get("L") is not None)
+            px = price(field(t, "p"), "p")
+            qty = positive(field(t, "v"), "v")
+            if inverse:
+                qty /= px
+            side = choice(field(t, "S"), _SIDES, "S")
+            trade_id = text(t, "i")
+            ts, capture = stamp(epoch_ms(integer(t, "T"), "T"), cap)
+            events.append(trade_event(EXCHANGE, symbol, raw, ts, capture, side, px, qty, trade_id,
+                                      self.notional(symbol, px, qty), seq_last=optional_integer(t, "seq")))
+        if not events:
+            out.non_event(index, "empty")
+        for event in events:
+            out.emit(index, event)
+
+    def _book(self, index: int, m: dict[str, Any], topic: str, cap: int | None, out: Emitter) -> None:
+        parts = topic.split(".")
+        if len(parts) != 3 or not parts[1].isdigit():
+            raise MessageError("malformed", f"orderbook topic {topic[:40]!r} is not orderbook.<depth>.<symbol>")
+        kind = choice(field(m, "type"), _TYPES, "type")
+        d = as_object(field(m, "data"), "data")
+        raw = text(d, "s")
+        update_id = integer(d, "u", minimum=0)
+        bids, asks = levels(field(d, "b"), "b"), levels(field(d, "a"), "a")
+        cts = optional_integer(m, "cts")
+        ts, capture = stamp(epoch_ms(cts if cts is not None else integer(m, "ts"), "ts"), cap)
+        symbol, inverse = self._symbol(raw, None)
+        if inverse:
+            bids, asks = _base_sizes(bids), _base_sizes(asks)
+        state = self.book(EXCHANGE, symbol, raw, f"orderbook.{parts[1]}")
+        if kind == "snapshot" or update_id == 1:
+            self.replace(state, bids, asks, update_id)
+            self.publish(index, state, out, timestamp_ms=ts, capture_ms=capture, is_snapshot=True,
+                         seq_last=update_id)
+            return
+        if not state.synced or state.last_seq is None:
+            raise MessageError("awaiting_snapshot", f"no valid snapshot of {topic} to apply this delta to")
+        last = state.last_seq
+        if update_id <= last:
+            raise MessageError("duplicate" if update_id == last else "stale",
+                               f"update id {update_id} is not after the book's {last}")
+        bids, asks = best_first(bids, asks)
+        if update_id != last + 1:
+            self.publish_gap(index, state, out, timestamp_ms=ts, capture_ms=capture, bids=bids, asks=asks,
+                             expected=f"u = {last + 1}", received=f"u = {update_id}", seq_last=update_id,
+                             seq_prev=last)
+            return
+        state.book.apply(bids, asks)
+        state.last_seq = update_id
+        self.publish(index, state, out, timestamp_ms=ts, capture_ms=capture, bids=bids, asks=asks, is_snapshot=False,
+                     seq_last=update_id, seq_prev=last)
+
+
+def _base_sizes(side: list[Level]) -> list[Level]:
+    return [(p, s / p) for p, s in side]
