@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8765
 
-.PHONY: serve test test-fast lint typecheck conformance bench generated clean
+.PHONY: serve test test-slow lint typecheck conformance bench generated clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The long realism runs (a year of generated returns, several seeds); .ci/run runs them too.
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check server tools schemas compat_http tests bench

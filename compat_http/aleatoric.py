@@ -18,6 +18,17 @@ def _with_hash(outcome: CallOutcome) -> dict[str, Any]:
     return {**outcome.structured, "hash": outcome.structured.get("manifest_hash")}
 
 
+_GENERATE_ARGS = {"config", "duration_seconds", "driver", "use_cache"}
+
+
+def _generate_body(args: dict[str, Any]) -> dict[str, Any]:
+    # The Aleatoric MCP tool took the manifest fields flat (symbol, seed, tick_size, ...); nest them.
+    if "config" in args:
+        return args
+    return {**{k: v for k, v in args.items() if k in _GENERATE_ARGS},
+            "config": {k: v for k, v in args.items() if k not in _GENERATE_ARGS}}
+
+
 def _config_body(args: dict[str, Any]) -> dict[str, Any]:
     # Aleatoric clients post the manifest itself or wrap it as {"config": ...}; accept both.
     return args if set(args) == {"config"} else {"config": args}
@@ -30,6 +41,17 @@ ROWS: tuple[Row, ...] = (
     Row("GET", "/mcp/presets", "get_presets", scopes=MCP),
     Row("POST", "/mcp/config/validate", "validate_config", scopes=MCP, request=_config_body, response=_with_hash),
     Row("POST", "/mcp/simulate_funding_regime", "simulate_funding_regime", scopes=MCP),
+    Row("GET", "/mcp/venues/{exchange}", "get_venue_details", scopes=MCP),
+    Row("POST", "/mcp/normalize", "normalize_events", scopes=MCP, sse_when="stream"),
+    Row("POST", "/data/generate", "generate_dataset", request=_generate_body),
+    Row("POST", "/mcp/generate_dataset", "generate_dataset", scopes=MCP, request=_generate_body),
+    Row("GET", "/stream/live", "stream_live", stream=True),
+    Row("GET", "/mcp/caches/stats", "get_cache_stats", scopes=MCP),
+    Row("GET", "/mcp/caches/{cache_key}/manifest", "get_cache_manifest", scopes=MCP),
+    Row("GET", "/mcp/caches/export/{cache_key}", "export_cache", scopes=MCP, file=True),
+    Row("GET", "/mcp/caches/stream/{cache_key}", "stream_cache", scopes=MCP, stream=True),
+    Row("DELETE", "/mcp/caches/{cache_key}", "delete_cache", scopes=MCP),
+    Row("DELETE", "/mcp/caches", "clear_caches", scopes=MCP),
 )
 
 PROFILE = Profile("aleatoric", "Aleatoric", ROWS)

@@ -13,20 +13,21 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import anyio
 import orjson
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 
 from quantdesk.compat_http.rows import Profile, Row
-from quantdesk.server.context import CallContext, Principal
+from quantdesk.server.context import CallContext, Principal, ProgressFn
 from quantdesk.server.errors import InternalError, InvalidArgument, Problem, QuantdeskError
 from quantdesk.server.http_auth import authenticate_request
 from quantdesk.server.http_state import STATUS_BY_KIND, HttpState, error_headers, json_response
 from quantdesk.server.logs import new_request_id
 from quantdesk.server.openapi import inline_refs
-from quantdesk.server.registry import CallOutcome, ToolEntry
+from quantdesk.server.registry import CallOutcome, FileBlock, ToolEntry
 from quantdesk.server.route_table import TableRoute
 
 logger = logging.getLogger("quantdesk.rest")
@@ -107,9 +108,43 @@ def _accepts_sse(request: Request) -> bool:
     return "text/event-stream" in request.headers.get("accept", "")
 
 
-async def _sse_events(events: AsyncIterator[BaseModel]) -> AsyncIterator[dict[str, str]]:
-    async for event in events:
-        yield {"data": orjson.dumps(event.model_dump(mode="json", exclude_none=True)).decode()}
+async def _sse_events(events: AsyncIterator[BaseModel], state: HttpState) -> AsyncIterator[dict[str, str]]:
+    """Events as SSE messages; when the client goes away the tool's generator is closed, freeing its state."""
+    state.metrics.active_streams.inc()
+    try:
+        async for event in events:
+            yield {"data": orjson.dumps(event.model_dump(mode="json", exclude_none=True)).decode()}
+    finally:
+        state.metrics.active_streams.dec()
+        await events.aclose()  # type: ignore[attr-defined]
+
+
+def _progress_sse(profile: Profile, request_id: str,
+                  call: Callable[[ProgressFn], Awaitable[CallOutcome]]) -> EventSourceResponse:
+    """Run a call and stream its progress messages, then its result (or its error), as SSE."""
+    send, receive = anyio.create_memory_object_stream[dict[str, str]](max_buffer_size=256)
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        data = message if message is not None else orjson.dumps({"progress": done, "total": total}).decode()
+        await send.send({"event": "progress", "data": data})
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        async with anyio.create_task_group() as tg:
+            async def run() -> None:
+                async with send:
+                    try:
+                        outcome = await call(progress)
+                        await send.send({"event": "result", "data": outcome.text()})
+                    except QuantdeskError as exc:
+                        body = profile.error_body(STATUS_BY_KIND.get(exc.kind, 400), exc, request_id)
+                        await send.send({"event": "error", "data": orjson.dumps(body).decode()})
+
+            tg.start_soon(run)
+            async with receive:
+                async for item in receive:
+                    yield item
+
+    return EventSourceResponse(events(), headers={"X-Accel-Buffering": "no"})
 
 
 def error_response(profile: Profile, exc: QuantdeskError, request_id: str) -> Response:
@@ -118,6 +153,11 @@ def error_response(profile: Profile, exc: QuantdeskError, request_id: str) -> Re
 
 
 def _render(row: Row, outcome: CallOutcome) -> Response:
+    if row.file:
+        block = next((b for b in outcome.content if isinstance(b, FileBlock)), None)
+        if block is None:
+            raise TypeError(f"{row.tool} returned no file for a file route")
+        return FileResponse(block.path, media_type=block.mime_type, filename=block.name)
     if row.response is None:
         return json_response(outcome.structured, row.status_code)
     rendered = row.response(outcome)
@@ -138,7 +178,13 @@ def make_endpoint(row: Row, entry: ToolEntry, profile: Profile, state: HttpState
             ctx = CallContext(principal, state.services, request_id, door=f"rest-{profile.name}")
             if entry.streaming and (row.stream or _accepts_sse(request)):
                 events = await state.registry.open_stream(row.tool, args, ctx)
-                return EventSourceResponse(_sse_events(events), headers={"X-Accel-Buffering": "no"})
+                return EventSourceResponse(_sse_events(events, state), headers={"X-Accel-Buffering": "no"})
+            if not row.file and (_accepts_sse(request) or (row.sse_when and args.get(row.sse_when) is True)):
+                async def call(progress: ProgressFn) -> CallOutcome:
+                    ctx.progress = progress
+                    return await state.registry.call_tool(row.tool, args, ctx)
+
+                return _progress_sse(profile, request_id, call)
             outcome = await state.registry.call_tool(row.tool, args, ctx)
             return _render(row, outcome)
         except QuantdeskError as exc:
@@ -158,12 +204,15 @@ def openapi_operation(row: Row, entry: ToolEntry, path_params: list[str]) -> dic
         {"name": p, "in": "path", "required": True, "schema": properties.get(p, {"type": "string"})}
         for p in path_params
     ]
+    ok_schema = row.response_schema or inline_refs(entry.output_schema)
+    ok_content: dict[str, Any] = {"application/json": {"schema": ok_schema}}
+    if row.file:
+        ok_content = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
     operation: dict[str, Any] = {
         "x-quantdesk-tool": entry.name,
         "x-quantdesk-scopes": sorted({*row.scopes, entry.scope}) if not row.public else [],
         "responses": {
-            str(row.status_code): {"description": "The tool's result.", "content": {"application/json": {
-                "schema": row.response_schema or inline_refs(entry.output_schema)}}},
+            str(row.status_code): {"description": "The tool's result.", "content": ok_content},
             "422": {"description": "Invalid arguments: every problem with its JSON path."},
         },
     }

@@ -8,7 +8,9 @@ from quantdesk.server.registry import ToolRegistry
 
 def _rows(registry: ToolRegistry) -> tuple[Row, ...]:
     health = Row("GET", "/health", "get_health", public=True, summary="Health check (public)")
-    return (health, *(Row("POST", f"/tools/{entry.name}", entry.name, summary=f"Call {entry.name}")
+    download = Row("GET", "/artifacts/{cache_key}.parquet", "export_cache", file=True,
+                   summary="Download an artifact (generate_dataset's download_url)")
+    return (health, download, *(Row("POST", f"/tools/{entry.name}", entry.name, summary=f"Call {entry.name}")
                       for entry in registry.list_tools()))
 
 

@@ -21,7 +21,10 @@ class Row:
     Path parameters become arguments of the same name. Query parameters become arguments
     (coerced by the tool's schema). A JSON body becomes the arguments, or, with `body_arg`, the
     value of that one argument. `fixed` adds constant arguments; `request` may reshape the
-    gathered arguments of a legacy body, `response` the result. The tool's own scope always
+    gathered arguments of a legacy body, `response` the result. A `file` row answers with the file
+    the tool's result points at (streamed, with HTTP Range support). A non-streaming tool answers
+    with SSE (its progress messages as `data:` lines, then an `event: result`) when the client
+    accepts `text/event-stream` or when the argument named by `sse_when` is true. The tool's own scope always
     applies; `scopes` adds the scopes the legacy API required for the route. `public` rows need
     no credential (discovery and health only).
     """
@@ -38,6 +41,8 @@ class Row:
     response_schema: dict[str, Any] | None = None
     status_code: int = 200
     stream: bool = False
+    sse_when: str | None = None
+    file: bool = False
     summary: str | None = None
 
 

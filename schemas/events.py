@@ -107,3 +107,13 @@ EVENT_SCHEMA = pa.schema(
 """The Arrow/Parquet schema of canonical events; trade rows leave book columns null and vice versa."""
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(EVENT_SCHEMA.names)
+
+_TRADE_FIELDS = frozenset(TradeEvent.model_fields)
+_BOOK_FIELDS = frozenset(BookEvent.model_fields)
+
+
+def event_from_row(row: dict[str, object]) -> TradeEvent | BookEvent:
+    """A canonical-schema row (as `Table.to_pylist()` gives it) back as its event model."""
+    if row.get("event_type") == "trade":
+        return TradeEvent.model_validate({k: v for k, v in row.items() if k in _TRADE_FIELDS and v is not None})
+    return BookEvent.model_validate({k: v for k, v in row.items() if k in _BOOK_FIELDS and v is not None})

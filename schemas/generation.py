@@ -16,7 +16,7 @@ class DriverConfig(BaseModel):
     workers: int = Field(2, ge=1, le=64, description="Worker processes (or Dask tasks in flight).")
     window_seconds: float = Field(
         3600.0, ge=1.0, le=86_400.0,
-        description="Simulated seconds per work unit; rounded to the generator's fixed block length.")
+        description="Simulated seconds per work unit, rounded to whole row groups (whole one-minute blocks).")
     max_retries: int = Field(3, ge=0, le=20, description="Retries of a failed window before the job fails.")
     backoff_seconds: float = Field(1.0, ge=0.0, le=60.0, description="First retry delay; doubles on each retry.")
     backend: Literal["process", "dask"] = Field(

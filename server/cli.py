@@ -66,6 +66,17 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id or name")
     revoke.add_argument("key")
 
+    describe = sub.add_parser("describe", help="stylized facts of a canonical-event Parquet file, against their bands")
+    describe.add_argument("file", type=Path)
+    describe.add_argument("--json", action="store_true", help="the full result as JSON")
+
+    normalize = sub.add_parser("normalize", help="normalize a recorded feed (JSONL or JSONL.gz) into Parquet")
+    normalize.add_argument("input", type=Path)
+    normalize.add_argument("-o", "--output", type=Path, required=True)
+    normalize.add_argument("--source", required=True, help="binance, okx, bybit, hyperliquid, cme, sgx, synthetic")
+    normalize.add_argument("--symbol", help="venue symbol for messages that carry none")
+    normalize.add_argument("--market", help="binance: spot or usdm; bybit: linear, inverse or spot")
+
     export = sub.add_parser("export-wellknown", help="write .well-known/ documents from the registry")
     export.add_argument("--dir", type=Path, default=None)
     schemas = sub.add_parser("export-schemas", help="write schemas/*.json from the shared models")
@@ -150,10 +161,6 @@ def _tools(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("call")
 def _call(args: argparse.Namespace, settings: Settings) -> int:
-    from quantdesk.server.app import build_core
-    from quantdesk.server.context import LOCAL_PRINCIPAL, CallContext
-    from quantdesk.server.logs import new_request_id
-
     try:
         arguments = orjson.loads(args.args)
     except orjson.JSONDecodeError as exc:
@@ -162,24 +169,87 @@ def _call(args: argparse.Namespace, settings: Settings) -> int:
     if not isinstance(arguments, dict):
         sys.stderr.write("--args must be a JSON object\n")
         return 2
-    core = build_core(settings)
 
-    async def progress(done: float, total: float | None, message: str | None) -> None:
+    def progress(done: float, total: float | None, message: str | None) -> None:
         sys.stderr.write(f"progress {done:g}{'/' + format(total, 'g') if total else ''} {message or ''}\n")
 
-    ctx = CallContext(LOCAL_PRINCIPAL, core.services, new_request_id(), door="cli", progress=progress)
     try:
-        outcome = asyncio.run(core.registry.call_tool(args.name, arguments, ctx))
+        result = _run_tool(settings, args.name, arguments, progress)
     except QuantdeskError as exc:
         problems = getattr(exc, "problems", [])
         sys.stderr.write(f"{exc.kind}: {exc.message}\n")
         _print_json({"error": {"kind": exc.kind, "message": exc.message,
                                "problems": [p.as_dict() for p in problems]}})
         return 1
+    _print_json(result)
+    return 0
+
+
+def _run_tool(settings: Settings, name: str, arguments: dict[str, Any],
+              on_progress: Callable[[float, float | None, str | None], None] | None = None) -> dict[str, Any]:
+    """Call a tool in-process as the local user (the CLI door): the same registry and validation as any door."""
+    from quantdesk.server.app import build_core
+    from quantdesk.server.context import LOCAL_PRINCIPAL, CallContext
+    from quantdesk.server.logs import new_request_id
+
+    core = build_core(settings)
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        if on_progress is not None:
+            on_progress(done, total, message)
+
+    ctx = CallContext(LOCAL_PRINCIPAL, core.services, new_request_id(), door="cli", progress=progress)
+    try:
+        return asyncio.run(core.registry.call_tool(name, arguments, ctx)).structured
     finally:
         core.services.close()
-    _print_json(outcome.structured)
+
+
+@command("describe")
+def _describe(args: argparse.Namespace, settings: Settings) -> int:
+    result = _run_tool(settings, "describe_dataset", {"path": str(args.file.resolve())})
+    if args.json:
+        _print_json(result)
+        return 0
+    rows = result["rows"]
+    sys.stdout.write(f"{args.file}: {rows.get('trade', 0)} trades, {rows.get('book', 0)} book rows\n")
+    for fact in result["facts"]:
+        value = "n/a" if fact["value"] is None else f"{fact['value']:.4g}"
+        verdict = {True: "pass", False: "FAIL", None: "n/a"}[fact["passed"]]
+        sys.stdout.write(f"  {verdict:<5} {fact['name']:<40} {value:>10}   band {fact['band']}\n")
+    summary = result["summary"]
+    sys.stdout.write(f"passed {summary['passed']}, failed {summary['failed']}, "
+                     f"not applicable {summary['not_applicable']}\n")
     return 0
+
+
+@command("normalize")
+def _normalize(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    arguments = {"source": args.source, "input_path": str(args.input.resolve()),
+                 "output_path": str(args.output.resolve()), "symbol": args.symbol, "market": args.market}
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.fields[lines]}"), console=_stderr_console()) as bar:
+        task = bar.add_task(args.input.name, total=None, lines="")
+
+        def progress(done: float, total: float | None, message: str | None) -> None:
+            bar.update(task, completed=done, total=total, lines=message or "")
+
+        result = _run_tool(settings, "normalize_file", {k: v for k, v in arguments.items() if v is not None},
+                           progress)
+    counts = result["counts"]
+    sys.stderr.write(f"{result['rows_written']} events from {result['lines']} lines in "
+                     f"{result['elapsed_seconds']:.1f} s: accepted {counts['accepted']}, rejected "
+                     f"{counts['rejected']}, non-events {counts['non_event']}, gaps {counts['gaps']}\n")
+    _print_json({k: result[k] for k in ("output_path", "rows_written", "lines", "counts", "rejections")})
+    return 0
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 @command("keys")

@@ -25,6 +25,7 @@ from quantdesk.server.registry import (
     AudioBlock,
     CallOutcome,
     ContentBlock,
+    FileBlock,
     ImageBlock,
     ToolEntry,
     ToolRegistry,
@@ -75,6 +76,9 @@ def tool_definition(entry: ToolEntry) -> types.Tool:
 
 
 def content_block(block: ContentBlock) -> types.ContentBlock:
+    if isinstance(block, FileBlock):
+        return types.ResourceLink(type="resource_link", uri=block.uri, name=block.name, mime_type=block.mime_type,
+                                  size=block.size)
     if isinstance(block, ImageBlock):
         return types.ImageContent(type="image", data=base64.b64encode(block.data).decode(), mime_type=block.mime_type)
     if isinstance(block, AudioBlock):

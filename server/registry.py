@@ -16,18 +16,19 @@ import pkgutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast, get_type_hints
 
 import jsonschema
 import orjson
 from jsonschema.exceptions import ValidationError as SchemaError
 from jsonschema.exceptions import best_match
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from quantdesk.server.context import SCOPES, CallContext, ServiceFactory
 
 __all__ = ["CallContext", "ToolInput", "ToolOutput", "ToolResult", "ToolSet", "ToolRegistry", "ToolEntry",
-           "ImageBlock", "AudioBlock", "ResourceBlock", "Annotations", "CallOutcome", "discover_tools"]
+           "ImageBlock", "AudioBlock", "ResourceBlock", "FileBlock", "Annotations", "CallOutcome", "discover_tools"]
 from quantdesk.server.errors import Forbidden, InvalidArgument, NotFound, Problem, QuantdeskError
 
 logger = logging.getLogger("quantdesk.registry")
@@ -76,7 +77,18 @@ class ResourceBlock:
     blob: bytes | None = None
 
 
-ContentBlock = ImageBlock | AudioBlock | ResourceBlock
+@dataclass(frozen=True, slots=True)
+class FileBlock:
+    """A file the result points at (an artifact): REST doors send the file, MCP a resource link."""
+
+    path: Path
+    uri: str
+    name: str
+    mime_type: str
+    size: int
+
+
+ContentBlock = ImageBlock | AudioBlock | ResourceBlock | FileBlock
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +166,8 @@ class ToolEntry:
     output_model: type[BaseModel]
     handler: Handler | StreamHandler
     streaming: bool
-    event_model: type[BaseModel] | None
+    event_model: Any
+    max_batch: int
     input_schema: dict[str, Any] = field(repr=False)
     output_schema: dict[str, Any] = field(repr=False)
     validator: jsonschema.Draft202012Validator = field(repr=False)
@@ -203,8 +216,9 @@ def _make_entry(
     scope: str,
     annotations: Annotations,
     output_model: type[BaseModel] | None,
-    event_model: type[BaseModel] | None,
+    event_model: Any,
     streaming: bool,
+    max_batch: int = 0,
 ) -> ToolEntry:
     tool_name = name or fn.__name__
     if scope not in SCOPES:
@@ -221,10 +235,12 @@ def _make_entry(
         if event_model is None:
             raise TypeError(f"tool {tool_name}: a streaming tool names its event_model")
         output_model = output_model or create_model(
-            f"{event_model.__name__}Batch",
+            f"{tool_name.title().replace('_', '')}Batch",
             __base__=ToolOutput,
-            events=(list[event_model], ...),  # type: ignore[valid-type]
+            events=(list[event_model], ...),
             count=(int, ...),
+            truncated=(bool, Field(description=f"True when the stream had more than {max_batch} events; "
+                                               "the SSE route delivers all of them.")),
         )
     elif output_model is None:
         returned = hints.get("return")
@@ -245,6 +261,7 @@ def _make_entry(
         handler=fn,
         streaming=streaming,
         event_model=event_model,
+        max_batch=max_batch,
         input_schema=input_schema,
         output_schema=output_schema,
         validator=jsonschema.Draft202012Validator(input_schema),
@@ -295,22 +312,24 @@ class ToolSet:
         self,
         *,
         scope: str,
-        event_model: type[BaseModel],
+        event_model: Any,
         name: str | None = None,
         title: str | None = None,
         output_model: type[BaseModel] | None = None,
+        max_batch: int = 10_000,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """A tool whose handler is an async generator of events.
 
-        SSE and WebSocket doors forward the events as they come; over MCP each event is a
-        progress notification and the result carries the bounded batch.
+        SSE doors forward the events as they come, for as long as the stream runs; over MCP each
+        event is a progress notification and the result carries at most `max_batch` of them.
         """
         annotations = Annotations(title, read_only=True, idempotent=True)
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             self.entries.append(
                 _make_entry(fn, domain=self.domain, name=name, scope=scope, annotations=annotations,
-                            output_model=output_model, event_model=event_model, streaming=True)
+                            output_model=output_model, event_model=event_model, streaming=True,
+                            max_batch=max_batch)
             )
             return fn
 
@@ -397,11 +416,19 @@ class ToolRegistry:
 
     async def _collect(self, entry: ToolEntry, args: BaseModel, ctx: CallContext) -> CallOutcome:
         events: list[dict[str, Any]] = []
-        async for event in cast(StreamHandler, entry.handler)(args, ctx):
-            data = event.model_dump(mode="json", exclude_none=True)
-            events.append(data)
-            await ctx.report_progress(len(events), None, orjson.dumps(data).decode())
-        return CallOutcome({"events": events, "count": len(events)})
+        truncated = False
+        stream = cast(StreamHandler, entry.handler)(args, ctx)
+        try:
+            async for event in stream:
+                if len(events) == entry.max_batch:
+                    truncated = True
+                    break
+                data = event.model_dump(mode="json", exclude_none=True)
+                events.append(data)
+                await ctx.report_progress(len(events), None, orjson.dumps(data).decode())
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+        return CallOutcome({"events": events, "count": len(events), "truncated": truncated})
 
 
 def _to_outcome(entry: ToolEntry, result: BaseModel | ToolResult) -> CallOutcome:

@@ -84,7 +84,7 @@ class RunningServer:
 
 
 def spawn_server(data_dir: Path, *, env_key: str | None = ADMIN_KEY, args: tuple[str, ...] = (),
-                 extra_env: dict[str, str] | None = None) -> RunningServer:
+                 extra_env: dict[str, str] | None = None, preexec: Any = None) -> RunningServer:
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUANTDESK_")}
@@ -95,7 +95,7 @@ def spawn_server(data_dir: Path, *, env_key: str | None = ADMIN_KEY, args: tuple
     log_path = data_dir / "server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([QUANTDESK, "serve", "--port", str(port), *args], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, cwd=data_dir)
+                                stderr=subprocess.STDOUT, cwd=data_dir, preexec_fn=preexec)
     server = RunningServer(f"http://127.0.0.1:{port}", data_dir, log_path, proc, env_key)
     try:
         wait_until_healthy(server.url, proc)

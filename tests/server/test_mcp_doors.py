@@ -122,7 +122,8 @@ async def test_a_streaming_tool_returns_its_bounded_batch_with_progress_per_even
 
     async with open_mcp(door, server) as client:
         result = await client.call_tool("emit_ticks", {"count": 3}, progress_callback=on_progress)
-    assert result.structured_content == {"events": [{"index": 0}, {"index": 1}, {"index": 2}], "count": 3}
+    assert result.structured_content == {"events": [{"index": 0}, {"index": 1}, {"index": 2}], "count": 3,
+                                         "truncated": False}
     assert [json.loads(m or "{}") for m in seen] == [{"index": 0}, {"index": 1}, {"index": 2}]
 
 

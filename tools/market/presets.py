@@ -71,13 +71,14 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         "flash_crash_day", "Flash-crash day",
-        "A full day of BTC with violent downside: Kou jumps skewed down (80% of jumps fall, 250 bps "
-        "mean), strong mean reversion toward the opening price so crashes largely recover within the "
-        "hour, a leverage effect, and spreads and trade arrivals that explode with volatility.",
+        "A full day of BTC with violent downside: rare Kou jumps skewed down (about one a day; "
+        "80% fall, 300 bps mean), strong mean reversion toward the opening price so crashes "
+        "largely recover within the hour, a leverage effect, and spreads and trade arrivals that "
+        "explode with volatility. 120% total volatility; jumps carry about 45% of the variance.",
         {"symbol": "BTC-USDT-PERP", "initial_price": 60_000.0, "tick_size": 0.1, "lot_size": 0.001,
-         "duration_seconds": 86_400, "volatility_annual": 0.9, "jump_model": "kou",
-         "jump_intensity_per_hour": 0.25, "kou_up_probability": 0.2, "kou_up_mean_bps": 40.0,
-         "kou_down_mean_bps": 250.0, "mean_reversion_per_day": 24.0, "leverage_correlation": -0.3,
+         "duration_seconds": 86_400, "volatility_annual": 1.2, "jump_model": "kou",
+         "jump_intensity_per_hour": 0.05, "kou_up_probability": 0.2, "kou_up_mean_bps": 50.0,
+         "kou_down_mean_bps": 300.0, "mean_reversion_per_day": 24.0, "leverage_correlation": -0.3,
          "base_spread_bps": 0.05, "spread_vol_elasticity": 1.5, "trade_rate_per_second": 25.0,
          "trade_rate_vol_elasticity": 1.5, "trade_size_median": 0.005, "num_levels": 20},
     ),

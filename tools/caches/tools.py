@@ -1,0 +1,169 @@
+"""Cache tools: statistics, provenance manifests, Parquet export, SSE replay, deletion."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+from pydantic import Field
+
+from quantdesk.schemas.events import BookEvent, TradeEvent
+from quantdesk.server.errors import InvalidArgument, Problem
+from quantdesk.server.registry import CallContext, FileBlock, ToolInput, ToolOutput, ToolResult, ToolSet
+from quantdesk.tools.caches.service import CacheService
+from quantdesk.tools.caches.store import NAME_PATTERN, PARQUET
+
+tools = ToolSet("caches")
+tools.service(CacheService, lambda services: CacheService(services.data_dir, services.state))
+
+CacheKey = Annotated[str, Field(pattern=NAME_PATTERN, description="A cache key, as get_cache_stats lists them.")]
+Event = Annotated[TradeEvent | BookEvent, Field(discriminator="event_type")]
+
+
+class NoArguments(ToolInput):
+    pass
+
+
+class CacheKeyInput(ToolInput):
+    cache_key: CacheKey
+
+
+class CacheEntryOut(ToolOutput):
+    cache_key: str
+    kind: str = Field(description="`dataset` (generate_dataset) or `normalized` (normalize_events).")
+    manifest_hash: str | None
+    job_id: str | None
+    rows: int
+    bytes: int
+    uncompressed_bytes: int
+    compression_ratio: float
+    symbol: str | None
+    source: str | None
+    created_at: str
+
+
+class CacheStatsOutput(ToolOutput):
+    entries: list[CacheEntryOut]
+    total_entries: int
+    total_rows: int
+    total_bytes: int
+    total_uncompressed_bytes: int
+    compression_ratio: float = Field(description="Uncompressed Arrow bytes over Parquet bytes, all entries.")
+
+
+class CacheManifestOutput(ToolOutput):
+    cache_key: str
+    manifest: dict[str, Any] = Field(description="Provenance: config, hash, model version, schema, rows, sha256.")
+
+
+class ExportOutput(ToolOutput):
+    cache_key: str
+    download_url: str
+    content_length_bytes: int
+    file_sha256: str
+    media_type: str
+
+
+class StreamCacheInput(ToolInput):
+    cache_key: CacheKey
+    speed: float = Field(0.0, ge=0, le=1_000_000,
+                         description="Replay pace: 1 = the original timing, 10 = ten times faster, 0 = no pacing.")
+    max_events: int | None = Field(None, ge=1, description="Stop after this many events (default: all).")
+
+
+class DeleteOutput(ToolOutput):
+    deleted: int
+    cache_keys: list[str]
+
+
+class ClearInput(ToolInput):
+    confirm: bool = Field(False, description="Must be true: clearing deletes every cache entry and its artifact.")
+
+
+def _entry_out(service: CacheService, cache_key: str) -> CacheEntryOut:
+    entry = service.index.get(cache_key)
+    return CacheEntryOut(cache_key=entry.cache_key, kind=entry.kind, manifest_hash=entry.manifest_hash,
+                         job_id=entry.job_id, rows=entry.rows, bytes=entry.bytes,
+                         uncompressed_bytes=entry.uncompressed_bytes, compression_ratio=entry.compression_ratio,
+                         symbol=entry.symbol, source=entry.source, created_at=entry.created_at)
+
+
+@tools.tool(scope="read", title="Cache statistics", read_only=True, idempotent=True)
+async def get_cache_stats(args: NoArguments, ctx: CallContext) -> CacheStatsOutput:
+    """List every cached dataset and normalized batch with rows, Parquet bytes and compression ratio, plus totals."""
+    service = ctx.services.get(CacheService)
+    entries = [_entry_out(service, e.cache_key) for e in service.index.entries()]
+    total_bytes = sum(e.bytes for e in entries)
+    total_raw = sum(e.uncompressed_bytes for e in entries)
+    return CacheStatsOutput(entries=entries, total_entries=len(entries), total_rows=sum(e.rows for e in entries),
+                            total_bytes=total_bytes, total_uncompressed_bytes=total_raw,
+                            compression_ratio=round(total_raw / total_bytes, 3) if total_bytes else 0.0)
+
+
+@tools.tool(scope="read", title="Cache provenance", read_only=True, idempotent=True)
+async def get_cache_manifest(args: CacheKeyInput, ctx: CallContext) -> CacheManifestOutput:
+    """Return the provenance manifest of one cache entry: the config that made it, its manifest_hash and model
+    version, the Arrow schema, rows per event type, time range, file sha256 and creation time."""
+    service = ctx.services.get(CacheService)
+    service.index.get(args.cache_key)
+    return CacheManifestOutput(cache_key=args.cache_key, manifest=service.store.read_manifest(args.cache_key))
+
+
+@tools.tool(scope="read", title="Export a cache entry", read_only=True, idempotent=True, output_model=ExportOutput)
+async def export_cache(args: CacheKeyInput, ctx: CallContext) -> ToolResult:
+    """Export one cache entry as a Parquet file (zstd, canonical event schema).
+
+    Over REST the file itself is sent (Range requests supported); over MCP the result links to it
+    and gives its download URL, size and sha256.
+    """
+    service = ctx.services.get(CacheService)
+    service.index.get(args.cache_key)
+    artifact = service.store.get(args.cache_key)
+    url = f"/artifacts/{args.cache_key}.parquet"
+    output = ExportOutput(cache_key=args.cache_key, download_url=url, content_length_bytes=artifact.bytes,
+                          file_sha256=artifact.sha256, media_type=PARQUET)
+    link = FileBlock(artifact.path, f"quantdesk://artifacts/{args.cache_key}.parquet",
+                     f"{args.cache_key}.parquet", PARQUET, artifact.bytes)
+    return ToolResult(output, (link,))
+
+
+@tools.stream(scope="stream", event_model=Event, title="Replay a cache entry")
+async def stream_cache(args: StreamCacheInput, ctx: CallContext) -> AsyncIterator[TradeEvent | BookEvent]:
+    """Replay a cached dataset's trade and book events in time order, paced by their timestamps divided by
+    `speed` (0 = as fast as possible). Over SSE every event is sent; over MCP at most 10,000 are returned."""
+    service = ctx.services.get(CacheService)
+    events = service.events(args.cache_key)
+    previous: int | None = None
+    sent = 0
+    for event in events:
+        if args.speed > 0 and previous is not None and event.timestamp_ms > previous:
+            await anyio.sleep((event.timestamp_ms - previous) / 1000.0 / args.speed)
+        previous = event.timestamp_ms
+        yield event
+        sent += 1
+        if args.max_events is not None and sent >= args.max_events:
+            return
+        if sent % 1024 == 0:
+            await anyio.sleep(0)  # let the loop breathe on an unpaced replay
+
+
+@tools.tool(scope="generate", title="Delete a cache entry", destructive=True, idempotent=True)
+async def delete_cache(args: CacheKeyInput, ctx: CallContext) -> DeleteOutput:
+    """Delete one cache entry and its artifact files."""
+    service = ctx.services.get(CacheService)
+    service.index.get(args.cache_key)
+    service.delete(args.cache_key)
+    return DeleteOutput(deleted=1, cache_keys=[args.cache_key])
+
+
+@tools.tool(scope="admin", title="Clear every cache entry", destructive=True, idempotent=True)
+async def clear_caches(args: ClearInput, ctx: CallContext) -> DeleteOutput:
+    """Delete every cache entry and artifact. Refuses unless `confirm` is true."""
+    if not args.confirm:
+        raise InvalidArgument.from_problems([Problem("$.confirm", "must be true to delete every cache entry")])
+    service = ctx.services.get(CacheService)
+    keys = [entry.cache_key for entry in service.index.entries()]
+    for key in keys:
+        service.delete(key)
+    return DeleteOutput(deleted=len(keys), cache_keys=keys)
