@@ -6,6 +6,7 @@ line; the columnar path is `Normalizer.arrow_session().feed` (lines to EVENT_SCH
 path of `normalize_file`, which feeds it file blocks: the same lines joined 64k at a time, built before the
 timing like the lines); the dict path is `Normalizer.normalize` (lines to canonical event
 dicts, the path `normalize_events` uses). Best of R runs, baseline and candidates interleaved.
+Every path runs on one core (the columnar lane decodes with msgspec under the GIL), like the baseline.
 Target (issue 4): columnar binance trades at >= 0.6x the baseline rate.
 """
 
@@ -13,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import platform
 import random
 import time
 from collections.abc import Callable
 
+import msgspec
 import orjson
 import pyarrow as pa
 
@@ -101,32 +104,20 @@ def best_rates(lines: list[bytes], runs: dict[str, Callable[[list[bytes]], None]
     return {name: len(lines) / seconds for name, seconds in best.items()}
 
 
-def single_thread(run: Callable[[list[bytes]], None]) -> Callable[[list[bytes]], None]:
-    def wrapped(lines: list[bytes]) -> None:
-        threads = pa.cpu_count()
-        pa.set_cpu_count(1)
-        try:
-            run(lines)
-        finally:
-            pa.set_cpu_count(threads)
-    return wrapped
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=300_000, help="binance trade messages")
     parser.add_argument("--depth-messages", type=int, default=30_000, help="binance depth diffs (about 1 kB each)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    print(f"python {platform.python_version()}, orjson {orjson.__version__}, pyarrow {pa.__version__}, "
-          f"arrow threads {pa.cpu_count()}, best of {args.repeats}")
+    print(f"python {platform.python_version()}, orjson {orjson.__version__}, msgspec {msgspec.__version__}, "
+          f"pyarrow {pa.__version__}, best of {args.repeats}, load {os.getloadavg()[0]:.2f}")
     workloads = {f"binance trade ({args.messages:,})": trade_lines(args.messages, 1),
                  f"binance depthUpdate ({args.depth_messages:,})": depth_lines(args.depth_messages, 2)}
     for lines in workloads.values():
         BLOCKS[id(lines)] = [b"\n".join(lines[i:i + CHUNK]) for i in range(0, len(lines), CHUNK)]
     runs = {"parse-only (orjson.loads)": parse_only, "columnar (lines -> Arrow)": columnar,
-            "columnar (file blocks -> Arrow)": columnar_blocks,
-            "columnar blocks, 1 Arrow thread": single_thread(columnar_blocks), "dicts (lines -> events)": dicts}
+            "columnar (file blocks -> Arrow)": columnar_blocks, "dicts (lines -> events)": dicts}
     print(f"{'workload':30} {'path':32} {'msg/s':>12} {'x parse-only':>13}")
     for workload, lines in workloads.items():
         rates = best_rates(lines, runs, args.repeats)

@@ -1,26 +1,28 @@
-"""The columnar lane for binance `trade` and `aggTrade` lines: Arrow's JSON reader straight to EVENT_SCHEMA.
+"""The columnar lane for binance `trade` and `aggTrade` lines: typed decoding straight to Arrow columns.
 
 Per-message Python costs more than parsing (float() of a decimal string alone is about a third of an
-orjson.loads here), so a chunk of lines is read by Arrow's multi-threaded JSON reader into columns and
-the trade rules of `BinanceParser._any_trade` are applied with vectorized kernels, in the same order
-and with the same outcomes. Rows the lane cannot take (other messages, nulls, values that fail a
-check, unknown symbols) go back to the per-message path, which reports them.
+orjson.loads here), so each line is decoded by msgspec into a small typed struct (in C, with no dict),
+the structs become Arrow columns, and the trade rules of `BinanceParser._any_trade` are applied with
+vectorized kernels, in the same order and with the same outcomes. Rows the lane cannot take (other
+messages, nulls, values that fail a check, unknown symbols) go back to the per-message path, which
+reports them.
 
-The lane only reads parts of a chunk it provably sees one row per line: ASCII lines without backslash
-escapes (so Arrow and orjson agree on the text), no blank lines, a row count equal to the line count.
-Other parts take the per-message path. Parts are handled in input order, and inside a part only trades
-that both paths reject can go to the per-message path, so trade ids are checked in input order.
+The lane only reads ASCII chunks without backslash escapes, where msgspec and orjson provably read the
+same text; other chunks take the per-message path. Parts are handled in input order, and inside a part
+only trades that both paths reject can go to the per-message path, so trade ids are checked in input
+order.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Annotated, Literal
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pj
 
 from quantdesk.schemas.events import EVENT_SCHEMA
 from quantdesk.tools.normalize.arrow import constant_dictionary
@@ -28,16 +30,50 @@ from quantdesk.tools.normalize.binance import EXCHANGES, OFF_BOOK, BinanceParser
 from quantdesk.tools.normalize.outcomes import MessageError, Rejection, RejectKind
 from quantdesk.tools.normalize.symbols import binance_symbol
 
-_TRADE_FIELDS = [("e", pa.string()), ("s", pa.string()), ("T", pa.int64()), ("t", pa.int64()), ("p", pa.string()),
-                 ("q", pa.string()), ("m", pa.bool_()), ("M", pa.bool_()), ("X", pa.string())]
-_AGG_FIELDS = [("a", pa.int64()), ("f", pa.int64()), ("l", pa.int64())]
-# `a` is the aggTrade id but also the asks of depthUpdate and the ask of bookTicker: declare it only when
-# the chunk holds neither, or Arrow would refuse the whole chunk over the type clash.
-_PARSE_TRADES = pj.ParseOptions(explicit_schema=pa.schema(_TRADE_FIELDS), unexpected_field_behavior="ignore")
-_PARSE_ALL = pj.ParseOptions(explicit_schema=pa.schema(_TRADE_FIELDS + _AGG_FIELDS),
-                             unexpected_field_behavior="ignore")
-_READ = pj.ReadOptions(use_threads=True, block_size=1 << 20)
-_SMALLEST_PART = 64  # below this, lines the reader refuses are left to the per-message path
+_INT64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
+class _Line(msgspec.Struct, gc=False):
+    """The fields of a binance trade or aggTrade line that the lane reads; absent fields are None.
+
+    A line of another event type, or whose fields have other JSON types (a string timestamp), does not
+    decode, and takes the per-message path, which reports it as that path would. Prices and sizes are
+    decimal strings on the wire; msgspec's lax mode turns them into floats in C, and a string it cannot
+    read fails the line (per-message path, where float() decides). A string both can read gets the
+    same correctly rounded float.
+    """
+
+    e: Literal["trade", "aggTrade"]
+    s: str | None = None
+    T: _INT64 | None = None
+    t: _INT64 | None = None
+    p: float | None = None
+    q: float | None = None
+    m: bool | None = None
+    M: bool | None = None
+    X: str | None = None
+    a: _INT64 | None = None
+    f: _INT64 | None = None
+    l: _INT64 | None = None  # noqa: E741 (binance's name for the last trade id)
+
+
+class _Undecoded:
+    """Stands for a line that did not decode: every field null, so its row takes the per-message path."""
+
+    __slots__ = ()
+    e = s = T = t = p = q = m = M = X = a = f = l = None  # noqa: E741
+
+
+_DECODE = msgspec.json.Decoder(_Line, strict=False).decode
+_UNDECODED = _Undecoded()
+_NUMPY = {"T": np.int64, "t": np.int64, "p": np.float64, "q": np.float64}
+_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("e", pa.string()), ("s", pa.string()), ("T", pa.int64()), ("t", pa.int64()), ("p", pa.float64()),
+    ("q", pa.float64()), ("m", pa.bool_()), ("M", pa.bool_()), ("X", pa.string()), ("a", pa.int64()),
+    ("f", pa.int64()), ("l", pa.int64()),
+)
+_AGG_ONLY = frozenset({"a", "f", "l"})
+_SMALLEST_PART = 32  # shorter runs of lane rows are not worth a lane pass: the per-message path takes them
 
 
 Part = tuple[pa.Table | None, int, int]
@@ -46,47 +82,76 @@ Part = tuple[pa.Table | None, int, int]
 def read_parts(lines: list[bytes], block: bytes | None = None) -> list[Part]:
     """The chunk as consecutive parts (table, lo, hi) covering every line in order; table None: per-message path.
 
-    A part that Arrow cannot read one row per line (a malformed line, a type clash, two objects on one
-    line) is halved until the bad lines are isolated in small parts that take the per-message path.
-    Lines must not be blank; `block`, if given, is the lines joined by newlines.
+    Each line is decoded into a typed struct (msgspec, in C: no dicts, no per-field Python work); the
+    chunk becomes one Arrow table, and runs of trade rows are zero-copy slices of it. Lines must not
+    be blank; `block`, if given, is the lines joined by newlines.
     """
-    whole: list[Part] = [(None, 0, len(lines))]
     if not lines:
         return []
-    # Reading costs about a parse: skip chunks that are mostly other messages (depth diffs, tickers).
-    # A sample decides, as scanning the whole chunk would cost a tenth of the parse.
+    whole: list[Part] = [(None, 0, len(lines))]
+    # Decoding costs about half a parse: skip chunks that are mostly other messages (depth diffs, tickers).
     sample = lines[:: max(1, len(lines) // 256)]
-    trades = sum(1 for line in sample if b'"trade"' in line)
-    aggs = sum(1 for line in sample if b'"aggTrade"' in line)
-    if 2 * (trades + aggs) < len(sample):
+    if 2 * sum(1 for line in sample if b'"trade"' in line or b'"aggTrade"' in line) < len(sample):
         return whole
+    # Escapes and non-ASCII text are where two JSON parsers could read different strings: keep the lane
+    # to text on which msgspec and orjson provably agree.
     if block is None:
         block = b"\n".join(lines)
     if not block.isascii() or b"\\" in block:
         return whole
-    has_agg = aggs > 0 and b'"a":[' not in block and b'"a":"' not in block
-    parts = _read(lines, 0, len(lines), _PARSE_ALL if has_agg else _PARSE_TRADES, block)
-    merged: list[Part] = []
-    for part in parts:
-        if merged and part[0] is None and merged[-1][0] is None:
-            merged[-1] = (None, merged[-1][1], part[2])
-        else:
-            merged.append(part)
-    return merged
-
-
-def _read(lines: list[bytes], lo: int, hi: int, options: pj.ParseOptions, block: bytes | None = None) -> list[Part]:
     try:
-        data = block if block is not None else b"\n".join(lines[lo:hi])
-        table = pj.read_json(io.BytesIO(data), read_options=_READ, parse_options=options)
-        if table.num_rows == hi - lo:
-            return [(table, lo, hi)]
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    if hi - lo <= _SMALLEST_PART:
-        return [(None, lo, hi)]
-    mid = (lo + hi) // 2
-    return _read(lines, lo, mid, options) + _read(lines, mid, hi, options)
+        rows: list[_Line | _Undecoded] = list(map(_DECODE, lines))
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        rows = [_decode_or_undecoded(line) for line in lines]
+    else:
+        return [(_table(rows, block, all_decoded=True), 0, len(lines))]
+    table = _table(rows, block, all_decoded=False)
+    lane = np.fromiter((row is not _UNDECODED for row in rows), bool, len(rows))
+    parts: list[Part] = []
+    edges = np.flatnonzero(np.diff(lane.astype(np.int8))) + 1
+    bounds = [0, *edges.tolist(), len(lines)]
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        if lane[lo] and hi - lo >= _SMALLEST_PART:
+            parts.append((table.slice(lo, hi - lo), lo, hi))
+        elif parts and parts[-1][0] is None:
+            parts[-1] = (None, parts[-1][1], hi)
+        else:
+            parts.append((None, lo, hi))
+    return parts
+
+
+def _decode_or_undecoded(line: bytes) -> _Line | _Undecoded:
+    try:
+        return _DECODE(line)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return _UNDECODED  # its `e` is null: the row takes the per-message path
+
+
+def _table(rows: list[_Line | _Undecoded], block: bytes, *, all_decoded: bool) -> pa.Table:
+    """The decoded rows as columns, built per attribute (a map of attrgetter beats transposing tuples).
+
+    Numbers go through numpy.fromiter, which refuses a None (the column then takes the null-aware
+    path; bools never do, as fromiter would read None as False). Columns no row can hold are built
+    without a pass over the rows: a one-byte search runs at memchr speed, a multi-byte one 50 times
+    slower, so `X` needs an `X` somewhere in the text, and `a`, `f`, `l` and a varying `e` need the
+    `g` of aggTrade.
+    """
+    n = len(rows)
+    may_agg = b"g" in block
+    built: list[pa.Array] = []
+    for name, kind in _COLUMNS:
+        if (name == "X" and b"X" not in block) or (name in _AGG_ONLY and not may_agg):
+            built.append(pa.nulls(n, kind))
+        elif name == "e" and not may_agg and all_decoded:
+            built.append(pa.repeat("trade", n))
+        elif name in _NUMPY:
+            try:
+                built.append(pa.array(np.fromiter(map(attrgetter(name), rows), _NUMPY[name], n)))
+            except TypeError:
+                built.append(pa.array(list(map(attrgetter(name), rows)), kind))
+        else:
+            built.append(pa.array(list(map(attrgetter(name), rows)), kind))
+    return pa.table(built, names=[name for name, _ in _COLUMNS])
 
 
 @dataclass(slots=True)
@@ -144,23 +209,9 @@ def run_lane(parser: BinanceParser, table: pa.Table, indices: np.ndarray) -> Lan
 
 
 def _decimals(column: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
-    """Floats of the decimal strings of `rows` (others read as 1); rows whose text does not parse are dropped.
-
-    Arrow's cast refuses some text Python's float() reads ("1_0", " 2"); the per-message path uses float(),
-    so when the cast fails the chunk's strings are read with float() too, and both paths agree.
-    """
-    try:
-        source = column if rows.all() else pc.if_else(pa.array(rows), column, "1")
-        return np.asarray(pc.cast(source, pa.float64()).to_numpy(), np.float64)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        texts = column.to_pylist()
-        out = np.ones(len(texts), np.float64)
-        for i in np.flatnonzero(rows).tolist():
-            try:
-                out[i] = float(texts[i])
-            except ValueError:
-                rows[i] = False
-        return out
+    """The floats of `rows` (others read as 1); the decoder already turned the decimal strings into floats."""
+    values = np.asarray(pc.fill_null(column, 1.0).to_numpy(), np.float64)
+    return np.where(rows, values, 1.0)
 
 
 def _nothing(n: int) -> LaneResult:
