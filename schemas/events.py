@@ -37,7 +37,8 @@ class TradeEvent(BaseModel):
     price: float
     size: float = Field(description="Size in base units.")
     trade_id: str
-    notional_usd: float
+    notional_usd: float | None = Field(
+        description="price x size in USD; null when the quote currency has no known USD rate.")
     seq_first: int | None = None
     seq_last: int | None = None
     seq_prev: int | None = None

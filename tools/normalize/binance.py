@@ -204,9 +204,10 @@ class BinanceParser(VenueParser):
         self._last_trade[info.key] = trade_id
         if trade_time >= 10**14:
             trade_time = epoch_ms(trade_time, "T")
+        notional = None if math.isnan(info.usd_rate) else px * qty * info.usd_rate
         out.emit(index, trade_event(info.exchange, info.symbol, raw, trade_time,
                                     cap if cap is not None else trade_time, "sell" if seller_aggressor else "buy",
-                                    px, qty, str(trade_id), px * qty * info.usd_rate, first, last))
+                                    px, qty, str(trade_id), notional, first, last))
 
     # -- books ---------------------------------------------------------------------------------
 

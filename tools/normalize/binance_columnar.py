@@ -349,7 +349,7 @@ def _events(parser: BinanceParser, emit: np.ndarray, futures: np.ndarray, symbol
         "price": pa.array(px),
         "size": pa.array(qty),
         "trade_id": pc.cast(pa.array(ids[take]), pa.string()),
-        "notional_usd": pa.array(px * qty * rates),
+        "notional_usd": pa.array(px * qty * rates, mask=np.isnan(rates)),  # no USD rate: null, not a guess
         "seq_first": first,
         "seq_last": last,
     }

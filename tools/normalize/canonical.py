@@ -13,7 +13,7 @@ TRADE_KEYS = ("event_type", "exchange", "symbol", "raw_symbol", "timestamp_ms", 
 
 
 def trade_event(exchange: str, symbol: str, raw_symbol: str, timestamp_ms: int, capture_time_ms: int, side: str,
-                price: float, size: float, trade_id: str, notional_usd: float, seq_first: int | None = None,
+                price: float, size: float, trade_id: str, notional_usd: float | None, seq_first: int | None = None,
                 seq_last: int | None = None, seq_prev: int | None = None) -> dict[str, Any]:
     return {"event_type": "trade", "exchange": exchange, "symbol": symbol, "raw_symbol": raw_symbol,
             "timestamp_ms": timestamp_ms, "capture_time_ms": capture_time_ms, "side": side, "price": price,

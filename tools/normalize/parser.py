@@ -121,5 +121,7 @@ class VenueParser:
         """USD per unit of the symbol's quote currency; NaN when unknown (pass `quote_usd`)."""
         return self._usd.get(quote_of(symbol), math.nan)
 
-    def notional(self, symbol: str, price: float, size: float) -> float:
-        return price * size * self.usd_rate(symbol)
+    def notional(self, symbol: str, price: float, size: float) -> float | None:
+        """price x size in USD; None when the quote currency has no known USD rate (not a guess)."""
+        rate = self.usd_rate(symbol)
+        return None if math.isnan(rate) else price * size * rate
