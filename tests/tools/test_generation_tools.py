@@ -255,3 +255,23 @@ def test_describe_cli_reads_any_parquet_file(server, generated, quantdesk_bin, t
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "trade_count_fano_1s" in result.stdout
+
+
+def test_a_crashed_worker_is_retried_and_a_failing_window_fails_the_job_cleanly(tmp_path, server_factory):
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    running = server_factory(tmp_path / "crashy", extra_env={"QUANTDESK_MARKET_FAULTS": "exit:0,raise:1",
+                                                             "QUANTDESK_MARKET_FAULTS_DIR": str(faults)})
+    args = {"config": {"seed": 8, "duration_seconds": 2 * 3600, "trade_rate_per_second": 2.0},
+            "driver": {"workers": 2, "window_seconds": 3600, "backoff_seconds": 0.0}}
+    response = httpx.post(f"{running.url}/tools/generate_dataset", json=args, headers=running.headers(),
+                          timeout=180)
+    assert response.status_code == 200, response.text
+    assert response.json()["retries"] >= 2, "a dead worker and a raising window were both retried"
+
+    failing = server_factory(tmp_path / "hopeless", extra_env={"QUANTDESK_MARKET_FAULTS": "raise:0"})
+    response = httpx.post(f"{failing.url}/tools/generate_dataset", headers=failing.headers(), timeout=180,
+                          json={**args, "driver": {**args["driver"], "max_retries": 1}})
+    assert response.status_code == 503 and "after 1 retries" in response.json()["detail"]
+    artifacts = failing.data_dir / "artifacts"
+    assert not list(artifacts.glob("*.parquet")) and not list((artifacts / ".staging").iterdir())
