@@ -17,7 +17,7 @@ import anyio
 import orjson
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 
 from quantdesk.compat_http.rows import Profile, Row
@@ -189,6 +189,9 @@ def make_endpoint(row: Row, entry: ToolEntry, profile: Profile, state: HttpState
             return _render(row, outcome)
         except QuantdeskError as exc:
             return error_response(profile, exc, request_id)
+        except ClientDisconnect:
+            logger.info("client went away", extra={"request_id": request_id, "route": row.path})
+            return Response(status_code=499)  # nobody is listening; the front door drops it after its own 413
         except Exception:
             logger.exception("route failed", extra={"request_id": request_id, "route": row.path, "tool": row.tool})
             return error_response(profile, InternalError(request_id), request_id)

@@ -57,8 +57,11 @@ class FrontDoor:
         request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (REQUEST_ID_HEADER, request_id.encode())
+        answered: list[bool] = []  # set once this layer has answered (413): later app messages are dropped
 
         async def send_with_id(message: Message) -> None:
+            if answered:
+                return
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", []), id_header]}
             await send(message)
@@ -78,13 +81,13 @@ class FrontDoor:
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             await self._too_large(send_with_id, request_id)
             return
-        await self.app(scope, self._limited(receive, send_with_id, request_id), send_with_id)
+        await self.app(scope, self._limited(receive, send_with_id, request_id, answered), send_with_id)
 
     async def _too_large(self, send: Send, request_id: str) -> None:
         await send_json(send, 413, {"detail": f"request body exceeds the {self.max_body_bytes} byte limit",
                                     "request_id": request_id})
 
-    def _limited(self, receive: Receive, send: Send, request_id: str) -> Receive:
+    def _limited(self, receive: Receive, send: Send, request_id: str, answered: list[bool]) -> Receive:
         received = 0
         limit = self.max_body_bytes
 
@@ -95,7 +98,9 @@ class FrontDoor:
                 received += len(message.get("body", b""))
                 if received > limit:
                     # Chunked bodies have no Content-Length; the app sees a disconnect and we answer 413.
-                    await self._too_large(send, request_id)
+                    if not answered:
+                        await self._too_large(send, request_id)
+                        answered.append(True)
                     return {"type": "http.disconnect"}
             return message
 

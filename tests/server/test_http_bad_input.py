@@ -45,6 +45,9 @@ def test_an_oversized_chunked_body_is_413(server):
     response = httpx.post(f"{server.url}/tools/validate_config", content=chunks(), timeout=30,
                           headers={"Content-Type": "application/json", **server.headers()})
     assert response.status_code == 413
+    request_id = response.headers["x-request-id"]
+    lines = [line for line in server.log().splitlines() if request_id in line]
+    assert not any('"level":"error"' in line for line in lines), "the 413 must not be followed by a server error"
 
 
 def test_unknown_routes_are_404_and_wrong_methods_405(server):
