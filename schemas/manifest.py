@@ -13,7 +13,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-MODEL_VERSION = "quantdesk-logsv-hawkes/1"
+MODEL_VERSION = "quantdesk-logsv-hawkes/2"
 """The generator's model version; part of every manifest hash, bumped whenever output bytes change."""
 
 # legacy name -> (canonical name, conversion)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import shutil
 import subprocess
 import sys
 import textwrap
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from quantdesk.schemas.generation import DriverConfig
 from quantdesk.schemas.manifest import SimulationManifest
+from quantdesk.tools.market import pipeline
+from quantdesk.tools.market.executors import ProcessExecutor, close_idle_pools
 from quantdesk.tools.market.faults import FAULTS_DIR_VARIABLE, FAULTS_VARIABLE
 from quantdesk.tools.market.pipeline import GenerationCancelled, GenerationFailed, generate_to_parquet
 
@@ -32,6 +38,15 @@ def out_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "out"
     directory.mkdir()
     return directory
+
+
+@pytest.fixture(autouse=True)
+def spill_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Pool workers hand their row groups over here; whatever happens, a finished job leaves nothing in it."""
+    directory = tmp_path_factory.mktemp("spill")
+    monkeypatch.setattr(pipeline, "SPILL_DIRECTORY", directory)
+    yield directory
+    assert list(directory.iterdir()) == []
 
 
 def _reference(manifest: SimulationManifest, directory: Path) -> bytes:
@@ -64,6 +79,84 @@ def test_a_crashed_worker_is_replaced_and_its_window_retried(busy_manifest: Simu
     report = generate_to_parquet(busy_manifest, DriverConfig(workers=2, window_seconds=60, backoff_seconds=0.01), out)
     assert report.retries >= 1
     assert out.read_bytes() == reference
+
+
+def test_a_finished_job_hands_its_warm_pool_to_the_next_and_a_cancelled_one_does_not(
+        busy_manifest: SimulationManifest, out_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    close_idle_pools()
+    started: list[int] = []
+    new_pool = ProcessExecutor._new_pool
+    monkeypatch.setattr(ProcessExecutor, "_new_pool", lambda self: (started.append(1), new_pool(self))[1])
+    driver = DriverConfig(workers=2, window_seconds=60)
+    first = generate_to_parquet(busy_manifest, driver, out_dir / "a.parquet")
+    second = generate_to_parquet(busy_manifest, driver, out_dir / "b.parquet")
+    assert len(started) == 1 and first.sha256 == second.sha256
+    cancel = threading.Event()
+    with pytest.raises(GenerationCancelled):
+        generate_to_parquet(busy_manifest, driver, out_dir / "c.parquet", on_window=lambda done, total: cancel.set(),
+                            cancel=cancel)
+    generate_to_parquet(busy_manifest, driver, out_dir / "d.parquet")
+    assert len(started) == 2
+
+
+def _descendants(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        for child in (task / "children").read_text().split():
+            out |= {int(child)} | _descendants(int(child))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists() or not hasattr(os, "pidfd_open"),
+                    reason="finds and watches the workers through /proc and pidfds (Linux)")
+def test_warm_workers_exit_when_the_process_that_started_them_is_killed(out_dir: Path) -> None:
+    script = out_dir / "killed.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal, sys
+        from quantdesk.schemas.generation import DriverConfig
+        from quantdesk.schemas.manifest import SimulationManifest
+        from quantdesk.tools.market.pipeline import generate_to_parquet
+        if __name__ == "__main__":
+            generate_to_parquet(SimulationManifest(duration_seconds=120, seed=1),
+                                DriverConfig(workers=2, window_seconds=60), {str(out_dir / "k.parquet")!r})
+            print("ready", flush=True)
+            sys.stdin.readline()
+            os.kill(os.getpid(), signal.SIGKILL)
+        """))
+    parent = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
+        pool = _descendants(parent.pid)  # the forkserver and the warm workers it forked
+        assert pool
+    finally:
+        parent.communicate("go\n", timeout=60)
+    # not our children, so not waited for: a pidfd turns readable when its process has exited
+    handles = []
+    for pid in pool:
+        with contextlib.suppress(ProcessLookupError):
+            handles.append(os.pidfd_open(pid))
+    try:
+        deadline = time.monotonic() + 30
+        waiting = list(handles)
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select(waiting, [], [], left)
+            waiting = [fd for fd in waiting if fd not in ready]
+        assert not waiting, "pool processes outlived the process that started them"
+    finally:
+        for fd in handles:
+            os.close(fd)
+
+
+def test_a_local_pool_hands_row_groups_over_as_files_and_removes_them(busy_manifest: SimulationManifest,
+                                                                      out_dir: Path, spill_dir: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    reference = _reference(busy_manifest, out_dir)
+    seen: list[Path] = []
+    monkeypatch.setattr(pipeline.os, "unlink", lambda path: (seen.append(Path(path)), os.remove(path)))
+    out = out_dir / "pool.parquet"
+    report = generate_to_parquet(busy_manifest, DriverConfig(workers=2, window_seconds=60), out)
+    assert out.read_bytes() == reference
+    assert len([path for path in seen if path.parent == spill_dir]) == report.row_groups
 
 
 @pytest.mark.parametrize("workers", [1, 2])

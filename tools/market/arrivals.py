@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from quantdesk.tools.market.blocks import BLOCK_SECONDS, Stream, stream_rng
+from quantdesk.tools.market.blocks import BLOCK_MS, BLOCK_SECONDS, Stream, stream_rng
 from quantdesk.tools.market.params import ModelParams
 
 FloatArray = npt.NDArray[np.float64]
@@ -58,9 +58,18 @@ def trade_times_ms(params: ModelParams, first_block: int, stop_block: int, log_v
     start = first_block - params.lookback_blocks
     if log_vol_ratio.shape[0] != stop_block - start:
         raise ValueError("log_vol_ratio does not cover the lookback")
-    # each block's clusters sorted on their own (cache-sized), then a run-merging stable sort of the lot
-    parts = [np.sort(cluster_times(params, block, log_vol_ratio[block - start])) for block in range(start, stop_block)]
-    times = np.concatenate(parts)
-    times = times[(times >= first_block * BLOCK_SECONDS) & (times < stop_block * BLOCK_SECONDS)]
-    times.sort(kind="stable")
-    return np.floor(times * 1000.0).astype(np.int64)
+    # only whole ms are kept, so ms are sorted, not seconds: as int32 from the window start (half the bytes
+    # of a float), each block's on its own (cache-sized), then a run-merging stable sort of the lot
+    low, high = first_block * BLOCK_SECONDS, stop_block * BLOCK_SECONDS
+    origin = np.float64(first_block * BLOCK_MS)
+    offset_type = np.int32 if (stop_block - first_block) * BLOCK_MS < 2**31 else np.int64
+    parts = []
+    for block in range(start, stop_block):
+        times = cluster_times(params, block, log_vol_ratio[block - start])
+        times = times[(times >= low) & (times < high)]
+        ms = (np.floor(times * 1000.0) - origin).astype(offset_type)
+        ms.sort()
+        parts.append(ms)
+    merged = np.concatenate(parts)
+    merged.sort(kind="stable")
+    return merged.astype(np.int64) + first_block * BLOCK_MS

@@ -38,6 +38,12 @@ class BookSnapshots:
     def n_rows(self) -> int:
         return int(self.offset_ms.shape[0])
 
+    def rows(self, start: int, stop: int) -> BookSnapshots:
+        """Snapshots `[start, stop)` (views)."""
+        return BookSnapshots(offset_ms=self.offset_ms[start:stop], latency_ms=self.latency_ms[start:stop],
+                             bid_ticks=self.bid_ticks[start:stop], ask_ticks=self.ask_ticks[start:stop],
+                             bid_lots=self.bid_lots[start:stop], ask_lots=self.ask_lots[start:stop])
+
 
 def snapshot_offsets(params: ModelParams) -> IntArray:
     """Offsets (ms) of the snapshots inside any block."""

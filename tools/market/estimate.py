@@ -8,10 +8,10 @@ from quantdesk.schemas.manifest import SimulationManifest
 from quantdesk.tools.market.blocks import BLOCK_MS, BlockPlan, snapshots_per_block
 from quantdesk.tools.market.params import feasibility_problems
 
-# measured with bench/generation.py (zstd level 1, the WRITER_OPTIONS of encode.py): trade rows cost
-# 8.5 B in a trade-heavy file and 14 B in a book-heavy one; a 2 x 10-level book row 56-72 B
-TRADE_ROW_BYTES = 11.0
-BOOK_ROW_BYTES_PER_LEVEL = 2.8
+# measured with bench/generation.py (the encodings of encode.py): trade rows cost 13.4 B in a trade-heavy
+# file and 18 B in a book-heavy one; a 2 x 10-level book row 66-86 B
+TRADE_ROW_BYTES = 15.0
+BOOK_ROW_BYTES_PER_LEVEL = 3.5
 BOOK_ROW_BYTES_BASE = 6.0
 IN_MEMORY_TRADE_ROW_BYTES = 110
 IN_MEMORY_BOOK_ROW_BYTES_PER_LEVEL = 36

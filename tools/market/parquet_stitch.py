@@ -1,18 +1,20 @@
 """One Parquet file stitched from Parquet parts that workers encoded on their own.
 
-Encoding is the expensive step, so workers write each row-group unit as a small complete Parquet
-file; the parent copies the parts' column-chunk bytes into one file and writes one footer whose
-row groups are the parts' row groups with their file offsets shifted. Parts must share the
-schema and writer settings (checked). Column and offset page indexes and bloom filters hold
-absolute offsets of their own, so parts must be written without them (checked).
+Encoding is the expensive step, so workers encode each row-group unit on their own, either as an
+`EncodedRowGroup` (pages plus column metadata that only lacks its file offsets) or as a small
+complete Parquet file; the parent copies the parts' column-chunk bytes into one file and writes
+one footer whose row groups are the parts' row groups with their file offsets shifted. Parts
+must share the schema and writer metadata (checked). Column and offset page indexes and bloom
+filters hold absolute offsets of their own, so file parts must be written without them (checked).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from quantdesk.tools.market.parquet_encoding import EncodedRowGroup
 from quantdesk.tools.market.thrift import I16, I64, LIST, STRUCT, Field, Reader, Struct, TList, encode_struct, find
 
 MAGIC = b"PAR1"
@@ -91,7 +93,7 @@ class ParquetStitcher:
     def __init__(self, write: Callable[[bytes | memoryview], object]) -> None:
         self._write = write
         self._position = 0
-        self._groups: list[Struct] = []
+        self._groups: list[bytes] = []
         self._rows = 0
         self._shared: bytes | None = None
         self._emit(MAGIC)
@@ -100,17 +102,31 @@ class ParquetStitcher:
         self._write(data)
         self._position += len(data)
 
-    def add(self, data: bytes | ParquetPart) -> None:
-        """Append the row groups of one Parquet part (raw bytes or already parsed)."""
-        part = data if isinstance(data, ParquetPart) else ParquetPart.parse(data)
+    def _check_shared(self, shared: bytes) -> None:
         if self._shared is None:
-            self._shared = part.shared
-        elif part.shared != self._shared:
+            self._shared = shared
+        elif shared != self._shared:
             raise ValueError("parts differ in schema or writer metadata")
+
+    def add(self, data: bytes | ParquetPart | EncodedRowGroup,
+            body: Sequence[bytes | memoryview] | None = None) -> None:
+        """Append the row groups of one part: an encoded row group, or a Parquet file (raw bytes or parsed).
+
+        `body` stands in for an encoded row group's own body (which was shipped apart from it).
+        """
+        if isinstance(data, EncodedRowGroup):
+            self._check_shared(data.shared)
+            self._groups.append(data.encode(self._position, len(self._groups)))
+            self._rows += data.num_rows
+            for piece in data.body if body is None else body:
+                self._emit(piece)
+            return
+        part = data if isinstance(data, ParquetPart) else ParquetPart.parse(data)
+        self._check_shared(part.shared)
         # part offsets count from its own start, where its magic sits; here the body starts at _position
         delta = self._position - 4
         for group in part.row_groups:
-            self._groups.append(_relocate(group, delta, len(self._groups)))
+            self._groups.append(encode_struct(_relocate(group, delta, len(self._groups))))
         self._rows += part.num_rows
         self._emit(part.body)
 
@@ -131,3 +147,13 @@ class ParquetStitcher:
         self._emit(struct.pack("<I", len(footer)))
         self._emit(MAGIC)
         return self._position
+
+
+def stitch(parts: list[bytes | ParquetPart | EncodedRowGroup]) -> bytes:
+    """The parts stitched into one Parquet file, in memory."""
+    chunks: list[bytes] = []
+    stitcher = ParquetStitcher(lambda data: chunks.append(bytes(data)))
+    for part in parts:
+        stitcher.add(part)
+    stitcher.finish()
+    return b"".join(chunks)

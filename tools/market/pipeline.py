@@ -6,7 +6,12 @@ written), and appends finished windows in window order. Memory is bounded by the
 whatever the duration. A failed window is retried after `backoff_seconds * 2**(attempt - 1)`; a
 crashed worker pool is rebuilt and its windows retried; after `max_retries` the job fails. The
 file is written to a temporary name beside the target, fsynced and renamed only on success; on any
-failure or cancellation the temporary file is removed and nothing is left behind.
+failure or cancellation the temporary file is removed and nothing is left behind. Workers of a
+local pool hand their encoded row groups over as files in tmpfs (`SPILL_DIRECTORY`), read once and
+removed by the parent (and swept when the job ends, whatever happened), instead of through the
+pool's pipe, which copied and pickled every byte several times (measured: a fifth of the parent's
+CPU time in a 2-worker run). Written bytes are handed to the kernel's writeback as they go, so the
+final fsync waits for the tail only (it cost 20 ms, 4% of a 6-hour busy run, at the end).
 
 Errors: `GenerationCancelled` (the cancel event was set), `GenerationFailed` (a window failed
 after its retries), `ValueError` (a manifest the engine cannot honour), `OSError` (the output
@@ -15,6 +20,7 @@ could not be written: permissions, disk full).
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import threading
@@ -32,15 +38,20 @@ from quantdesk.schemas.generation import DriverConfig
 from quantdesk.schemas.manifest import MODEL_VERSION, SimulationManifest
 from quantdesk.tools.market.blocks import BlockPlan, Window
 from quantdesk.tools.market.coarse import CoarsePath
-from quantdesk.tools.market.executors import InlineExecutor, WindowExecutor, make_executor
+from quantdesk.tools.market.encode import encode_events
+from quantdesk.tools.market.executors import InlineExecutor, ProcessExecutor, WindowExecutor, make_executor
 from quantdesk.tools.market.faults import FaultPlan
 from quantdesk.tools.market.params import ModelParams
+from quantdesk.tools.market.parquet_encoding import EncodedRowGroup
 from quantdesk.tools.market.parquet_stitch import ParquetStitcher
-from quantdesk.tools.market.table import empty_table
-from quantdesk.tools.market.window import generate_window, window_inputs
+from quantdesk.tools.market.table import build_table, empty_table
+from quantdesk.tools.market.window import WindowEvents, generate_events, window_inputs
 from quantdesk.tools.market.worker import WindowResult, WindowTask, cached_params
 
 _POLL_SECONDS = 0.05
+_WRITEBACK_BYTES = 4 << 20
+SPILL_DIRECTORY = Path("/dev/shm")
+"""A local pool's workers hand encoded row groups over as files here (tmpfs) when it exists."""
 
 
 class GenerationCancelled(Exception):
@@ -84,12 +95,26 @@ class _Flight:
 
 
 def _make_task(manifest: SimulationManifest, params: ModelParams, plan: BlockPlan, path: CoarsePath,
-               window: Window, faults: FaultPlan | None) -> WindowTask:
+               window: Window, faults: FaultPlan | None, spill_prefix: str | None) -> WindowTask:
     inputs = window_inputs(path, params, window.first_block, window.stop_block)
     # the next windows need nothing before their own lookback
     path.release(window.first_block - params.lookback_blocks - 1)
     starts = tuple(range(window.first_block, window.stop_block, plan.blocks_per_unit))
-    return WindowTask(manifest=manifest, index=window.index, inputs=inputs, unit_starts=starts, faults=faults)
+    return WindowTask(manifest=manifest, index=window.index, inputs=inputs, unit_starts=starts, faults=faults,
+                      spill_prefix=spill_prefix)
+
+
+def _spill_prefix(executor: WindowExecutor) -> str | None:
+    """Where a local pool's workers leave encoded bodies for the parent: tmpfs, when there is one."""
+    if not isinstance(executor, ProcessExecutor) or not os.access(SPILL_DIRECTORY, os.W_OK):
+        return None
+    return str(SPILL_DIRECTORY / f"quantdesk-{uuid.uuid4().hex}-")
+
+
+def _remove_spilled(prefix: str | None) -> None:
+    if prefix is not None:
+        for path in glob.glob(glob.escape(prefix) + "*"):
+            Path(path).unlink(missing_ok=True)
 
 
 class _Job:
@@ -106,6 +131,8 @@ class _Job:
         # an inline executor runs at submit time: one window at a time keeps its memory to one window
         self.in_flight_limit = 1 if isinstance(executor, InlineExecutor) else 2 * driver.workers
         self.faults = FaultPlan.from_environment()
+        self.spill_prefix = _spill_prefix(executor)
+        self._buffer = bytearray()
         self.retries = 0
         self.rows = {"trade": 0, "book": 0}
         self.first_ms: int | None = None
@@ -120,7 +147,7 @@ class _Job:
                 raise GenerationCancelled("generation cancelled")
             while next_submit < len(self.windows) and len(flights) < self.in_flight_limit:
                 task = _make_task(self.manifest, self.params, self.plan, path, self.windows[next_submit],
-                                  self.faults)
+                                  self.faults, self.spill_prefix)
                 flight = flights[next_submit] = _Flight(task=task)
                 flight.future = self.executor.submit(task)
                 next_submit += 1
@@ -163,14 +190,35 @@ class _Job:
     def _write(self, flight: _Flight) -> None:
         result = flight.result
         assert result is not None
-        for part in result.parts:
-            self.stitcher.add(part)
+        for k, part in enumerate(result.parts):
+            if not result.spilled:
+                self.stitcher.add(part)
+                continue
+            with open(result.spilled[k], "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if len(self._buffer) < size:
+                    self._buffer = bytearray(size)
+                view = memoryview(self._buffer)[:size]
+                if handle.readinto(view) != size:
+                    raise OSError(f"short read of {result.spilled[k]}")
+            self.stitcher.add(part, body=(view,))
+            os.unlink(result.spilled[k])
         self.rows["trade"] += result.trade_rows
         self.rows["book"] += result.book_rows
         if result.first_timestamp_ms is not None and self.first_ms is None:
             self.first_ms = result.first_timestamp_ms
         if result.last_timestamp_ms is not None:
             self.last_ms = result.last_timestamp_ms
+
+
+def _start_writeback(fd: int) -> None:
+    """Have the kernel start writing the file's dirty pages now, so the final fsync waits for little.
+
+    `POSIX_FADV_DONTNEED` starts asynchronous writeback of dirty pages (and drops the clean ones,
+    which are not read again); the fsync at the end still makes the file durable.
+    """
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -193,13 +241,22 @@ def generate_to_parquet(manifest: SimulationManifest, driver: DriverConfig, out_
     cached_params(manifest)  # refuse an infeasible manifest before touching the disk
     temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     executor: WindowExecutor | None = None
+    job: _Job | None = None
     try:
         with open(temporary, "xb") as handle:
             digest = hashlib.sha256()
 
+            pending = 0
+
             def write(data: bytes | memoryview) -> None:
+                nonlocal pending
                 handle.write(data)
                 digest.update(data)
+                pending += len(data)
+                if pending >= _WRITEBACK_BYTES:
+                    handle.flush()
+                    _start_writeback(handle.fileno())
+                    pending = 0
 
             stitcher = ParquetStitcher(write)
             executor = make_executor(driver.backend, driver.workers, driver.multiprocess)
@@ -217,19 +274,18 @@ def generate_to_parquet(manifest: SimulationManifest, driver: DriverConfig, out_
             executor.close(cancel=True)
         temporary.unlink(missing_ok=True)
         raise
+    finally:
+        # after the workers are stopped: what failed, cancelled or crashed windows left behind
+        _remove_spilled(job.spill_prefix if job is not None else None)
+    assert job is not None
     return GenerationReport(
         path=str(target), row_count=job.rows["trade"] + job.rows["book"], rows_by_event_type=dict(job.rows),
         first_timestamp_ms=job.first_ms, last_timestamp_ms=job.last_ms, sha256=digest.hexdigest(), bytes=size,
         windows=len(job.windows), retries=job.retries, row_groups=stitcher.row_groups)
 
 
-def iter_event_tables(manifest: SimulationManifest, *, blocks_per_table: int = 1, first_block: int = 0,
-                      stop_block: int | None = None, cut_at_end: bool = True) -> Iterator[pa.Table]:
-    """Events in time order as tables of `blocks_per_table` minutes, from `first_block` on, in-process.
-
-    With `stop_block=None` the stream runs past the manifest's duration without end (for live
-    streams); otherwise it stops at `stop_block`. Concatenated, the tables equal the generated file.
-    """
+def _iter_events(manifest: SimulationManifest, blocks_per_table: int, first_block: int, stop_block: int | None,
+                 cut_at_end: bool) -> Iterator[tuple[ModelParams, WindowEvents]]:
     if blocks_per_table < 1 or first_block < 0:
         raise ValueError("blocks_per_table must be at least 1 and first_block at least 0")
     params = cached_params(manifest)
@@ -239,8 +295,27 @@ def iter_event_tables(manifest: SimulationManifest, *, blocks_per_table: int = 1
         stop = block + blocks_per_table if stop_block is None else min(block + blocks_per_table, stop_block)
         inputs = window_inputs(path, params, block, stop)
         path.release(block - params.lookback_blocks - 1)
-        yield generate_window(params, inputs, cut_at_end=cut_at_end and stop_block is not None)
+        yield params, generate_events(params, inputs, cut_at_end=cut_at_end and stop_block is not None)
         block = stop
+
+
+def iter_event_tables(manifest: SimulationManifest, *, blocks_per_table: int = 1, first_block: int = 0,
+                      stop_block: int | None = None, cut_at_end: bool = True) -> Iterator[pa.Table]:
+    """Events in time order as tables of `blocks_per_table` minutes, from `first_block` on, in-process.
+
+    With `stop_block=None` the stream runs past the manifest's duration without end (for live
+    streams); otherwise it stops at `stop_block`. Concatenated, the tables equal the generated file.
+    """
+    for params, events in _iter_events(manifest, blocks_per_table, first_block, stop_block, cut_at_end):
+        yield build_table(params, events.books, events.trades)
+
+
+def iter_event_parts(manifest: SimulationManifest, *, blocks_per_part: int = 1, first_block: int = 0,
+                     stop_block: int | None = None) -> Iterator[EncodedRowGroup]:
+    """The events of `iter_event_tables` encoded as Parquet row groups (one per part), in-process."""
+    for params, events in _iter_events(manifest, blocks_per_part, first_block, stop_block, True):
+        if events.n_rows:
+            yield encode_events(params, events.books, events.trades)
 
 
 def generate_table(manifest: SimulationManifest, *, first_block: int = 0, stop_block: int | None = None) -> pa.Table:

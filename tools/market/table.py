@@ -15,8 +15,10 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from quantdesk.schemas.events import EVENT_SCHEMA, LEVEL_TYPE
+from quantdesk.tools.market.blocks import BLOCK_MS
 from quantdesk.tools.market.book import BookSnapshots
 from quantdesk.tools.market.params import ModelParams
+from quantdesk.tools.market.trades import trade_id_strings
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -37,12 +39,31 @@ class TradeRows:
     buy: BoolArray
     price_ticks: IntArray
     lots: IntArray
-    id_offsets: npt.NDArray[np.int32]
-    id_bytes: npt.NDArray[np.uint8]
+    first_block: int
+    block_counts: IntArray
+    """Trades per block from `first_block` on; trade ids restart at every block (see `trade_id_strings`)."""
 
     @property
     def n_rows(self) -> int:
         return int(self.offset_ms.shape[0])
+
+    def between(self, start_ms: int, stop_ms: int, book_shift: int) -> TradeRows:
+        """Trades at offsets `[start_ms, stop_ms)`, `start_ms` a block start; `book_row` less `book_shift`."""
+        if start_ms % BLOCK_MS:
+            raise ValueError("trade slices start at a block start")
+        a, b = np.searchsorted(self.offset_ms, [start_ms, max(start_ms, stop_ms)], side="left").tolist()
+        first = start_ms // BLOCK_MS
+        counts = self.block_counts[max(first - self.first_block, 0):]
+        total = b - a
+        cumulative = np.cumsum(counts)
+        kept = int(np.searchsorted(cumulative, total, side="left")) + 1 if total else 0
+        counts = counts[:kept].copy()
+        if kept:
+            counts[-1] -= int(cumulative[kept - 1]) - total
+        return TradeRows(offset_ms=self.offset_ms[a:b], latency_ms=self.latency_ms[a:b],
+                         book_row=self.book_row[a:b] - book_shift, buy=self.buy[a:b],
+                         price_ticks=self.price_ticks[a:b], lots=self.lots[a:b],
+                         first_block=max(first, self.first_block), block_counts=counts)
 
 
 def to_decimal(counts: IntArray, units: int, scale: int, step: float) -> FloatArray:
@@ -110,11 +131,13 @@ def build_table(params: ModelParams, books: BookSnapshots, trades: TradeRows) ->
     mid = to_decimal(books.bid_ticks[:, 0] + books.ask_ticks[:, 0], p.tick_units, 2 * p.tick_scale,
                      p.tick_size / 2.0)
 
+    blocks = np.arange(trades.first_block, trades.first_block + trades.block_counts.size, dtype=np.int64)
+    trade_id_offsets, id_bytes = trade_id_strings(blocks, trades.block_counts)
     id_lengths = np.zeros(n, dtype=np.int32)
-    id_lengths[trade_pos] = np.diff(trades.id_offsets)
+    id_lengths[trade_pos] = np.diff(trade_id_offsets)
     id_offsets = np.concatenate([np.zeros(1, np.int32), np.cumsum(id_lengths, dtype=np.int32)])
     trade_id = pa.Array.from_buffers(pa.string(), n, [trade_valid, pa.py_buffer(id_offsets),
-                                                      pa.py_buffer(trades.id_bytes)], n_book)
+                                                      pa.py_buffer(id_bytes)], n_book)
     levels = p.num_levels
     list_offsets = pa.py_buffer(np.concatenate([np.zeros(1, np.int32),
                                                 np.cumsum(is_book, dtype=np.int32) * np.int32(levels)]))

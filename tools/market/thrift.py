@@ -145,7 +145,10 @@ class Writer:
             for item in value.values:
                 self.value(value.element_type, item)
         elif kind == STRUCT:
-            self.struct(value)
+            if isinstance(value, bytes):  # a struct encoded already
+                self.out += value
+            else:
+                self.struct(value)
         else:
             raise ValueError(f"unsupported compact type {kind}")
 

@@ -27,6 +27,7 @@ from quantdesk.server.registry import (
 )
 from quantdesk.tools.caches.service import CacheService
 from quantdesk.tools.caches.store import NAME_PATTERN, PARQUET
+from quantdesk.tools.market.executors import close_idle_pools
 from quantdesk.tools.market.generation_job import run_generation
 from quantdesk.tools.market.params import feasibility_problems
 from quantdesk.tools.market.pipeline import iter_event_tables
@@ -35,6 +36,16 @@ from quantdesk.tools.market.presets import PRESETS, PRESETS_BY_NAME
 from quantdesk.tools.market.stylized import describe
 
 tools = ToolSet("market")
+
+
+class WorkerPools:
+    """Worker pools kept warm between generation jobs; closing the services stops their processes."""
+
+    def close(self) -> None:
+        close_idle_pools()
+
+
+tools.service(WorkerPools, lambda services: WorkerPools())
 Event = Annotated[TradeEvent | BookEvent, Field(discriminator="event_type")]
 
 
@@ -192,6 +203,7 @@ async def generate_dataset(args: GenerateDatasetInput, ctx: CallContext) -> Tool
     the download URL, row counts, sizes, sha256, manifest_hash and job_id.
     """
     manifest = _resolve_manifest(args)
+    ctx.services.get(WorkerPools)  # so that shutting the server down stops pools kept for the next job
     service = ctx.services.get(CacheService)
     outcome = await run_generation(service, manifest, args.driver, ctx.report_progress, use_cache=args.use_cache)
     output = GenerateDatasetOutput(

@@ -146,3 +146,79 @@ def trade_id_strings(blocks: IntArray, counts: IntArray) -> tuple[npt.NDArray[np
         records["index"] = suffixes[:count]
         parts.append(records.view(np.uint8))
     return offsets, np.concatenate(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _SuffixTable:
+    """For ids i = 1 .. size - 1 of a block: digits changed since id i - 1 and those digits, back to back."""
+
+    changed: IntArray
+    """changed[i] = 1 + trailing decimal zeros of i (changed[0] unused)."""
+    ends: IntArray
+    """Suffix i ends at ends[i] in `digits` (ends[0] = 0)."""
+    digits: npt.NDArray[np.uint8]
+
+
+_suffix_cache: list[_SuffixTable] = []
+
+
+def _suffix_table(count: int) -> _SuffixTable:
+    """The table for at least `count` ids, grown on demand (ids are a block prefix plus a 9-digit index)."""
+    if _suffix_cache and _suffix_cache[0].changed.size >= count:
+        return _suffix_cache[0]
+    size = max(count, 2 * (_suffix_cache[0].changed.size if _suffix_cache else 0), 65_536)
+    changed = np.ones(size, dtype=np.int64)
+    at = np.arange(10, size, 10)
+    power = 10
+    while at.size:
+        changed[at] += 1
+        power *= 10
+        at = at[at % power == 0]
+    changed[0] = 0
+    ends = np.cumsum(changed)
+    text = _padded_indices(size)  # (size, 9) ASCII digits
+    keep = np.arange(9)[None, :] >= 9 - changed[:, None]
+    table = _SuffixTable(changed=changed, ends=ends, digits=text[keep])
+    _suffix_cache[:] = [table]
+    return table
+
+
+def trade_id_deltas(blocks: IntArray, counts: IntArray) -> tuple[IntArray, IntArray, npt.NDArray[np.uint8]]:
+    """The ids of `trade_id_strings` as `DELTA_BYTE_ARRAY` parts: prefix lengths, suffix lengths, suffix bytes.
+
+    Inside a block, id i shares all but its last `1 + trailing decimal zeros of i` digits with id i - 1,
+    so a block's suffixes are a slice of one cached table; the first id of each block is compared with
+    the previous id as text.
+    """
+    table = _suffix_table(int(counts.max()) if counts.size else 0)
+    previous = b""
+    suffix_lengths: list[IntArray] = []
+    prefix_widths: list[int] = []
+    digits: list[npt.NDArray[np.uint8] | bytes] = []
+    for block, count in zip(blocks.tolist(), counts.tolist(), strict=True):
+        if count == 0:
+            continue
+        prefix = str(block + 1).encode()
+        text = prefix + b"000000000"
+        common = 0
+        while common < min(len(text), len(previous)) and text[common] == previous[common]:
+            common += 1
+        lengths = table.changed[:count].copy()
+        lengths[0] = len(text) - common
+        suffix_lengths.append(lengths)
+        prefix_widths.append(len(text))
+        digits += [text[common:], table.digits[:table.ends[count - 1]]]
+        previous = prefix + f"{count - 1:09d}".encode()
+    if not suffix_lengths:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.uint8)
+    suffix = np.concatenate(suffix_lengths)
+    prefix_lengths = np.repeat(np.array(prefix_widths, dtype=np.int64), [a.size for a in suffix_lengths]) - suffix
+    out = np.concatenate([np.frombuffer(d, dtype=np.uint8) if isinstance(d, bytes) else d for d in digits])
+    return prefix_lengths, suffix, out
+
+
+def warm_up_tables(count: int = 1 << 17) -> None:
+    """Build the trade-id tables for blocks of up to `count` trades ahead of time (for preloaded workers)."""
+    _padded_indices(count)
+    _suffix_table(count)

@@ -1,4 +1,4 @@
-"""One window of blocks turned into events: arrivals, trade attributes, book snapshots, the merged table."""
+"""One window of blocks turned into events: arrivals, trade attributes and book snapshots, each in time order."""
 
 from __future__ import annotations
 
@@ -6,20 +6,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 
 from quantdesk.tools.market.arrivals import trade_times_ms
 from quantdesk.tools.market.blocks import BLOCK_MS
-from quantdesk.tools.market.book import build_snapshots
+from quantdesk.tools.market.book import BookSnapshots, build_snapshots
 from quantdesk.tools.market.coarse import CoarseBlocks, CoarsePath
 from quantdesk.tools.market.params import ModelParams
-from quantdesk.tools.market.table import TradeRows, build_table
+from quantdesk.tools.market.table import TradeRows
 from quantdesk.tools.market.trades import (
     draw_sides,
     draw_trades,
     latency_ms,
     resolve_sides,
-    trade_id_strings,
     trade_lots,
     walk_book,
 )
@@ -79,18 +77,32 @@ def _trade_rows(params: ModelParams, inputs: WindowInputs, book_bid: tuple[IntAr
     buyers, sellers = np.flatnonzero(buy), np.flatnonzero(~buy)
     price[buyers] = walk_book(lot[buyers], rows[buyers], book_ask[1], book_ask[0])
     price[sellers] = walk_book(lot[sellers], rows[sellers], book_bid[1], book_bid[0])
-    id_offsets, id_bytes = trade_id_strings(np.arange(first, stop, dtype=np.int64), counts[1:])
     return TradeRows(offset_ms=offsets, latency_ms=latency, book_row=rows, buy=buy, price_ticks=price,
-                     lots=lot, id_offsets=id_offsets, id_bytes=id_bytes)
+                     lots=lot, first_block=first, block_counts=counts[1:])
 
 
-def generate_window(params: ModelParams, inputs: WindowInputs, *, cut_at_end: bool = True) -> pa.Table:
-    """Every event of the window's blocks, in `EVENT_SCHEMA` and time order; cut at the run's end unless told."""
+@dataclass(frozen=True, slots=True)
+class WindowEvents:
+    """A window's book snapshots and trades, each in time order; `trades.book_row` indexes `books`."""
+
+    books: BookSnapshots
+    trades: TradeRows
+
+    @property
+    def n_rows(self) -> int:
+        return self.books.n_rows + self.trades.n_rows
+
+    def between(self, start_ms: int, stop_ms: int) -> WindowEvents:
+        """The events at offsets `[start_ms, stop_ms)` (ms since the run start); `start_ms` is a block start."""
+        a, b = np.searchsorted(self.books.offset_ms, [start_ms, max(start_ms, stop_ms)], side="left").tolist()
+        return WindowEvents(books=self.books.rows(a, b), trades=self.trades.between(start_ms, stop_ms, a))
+
+
+def generate_events(params: ModelParams, inputs: WindowInputs, *, cut_at_end: bool = True) -> WindowEvents:
+    """Every event of the window's blocks; cut at the run's end unless told."""
     books = build_snapshots(params, inputs.coarse)
     trades = _trade_rows(params, inputs, (books.bid_ticks, books.bid_lots), (books.ask_ticks, books.ask_lots))
-    table = build_table(params, books, trades)
+    events = WindowEvents(books=books, trades=trades)
     if cut_at_end and inputs.stop_block * BLOCK_MS > params.duration_ms:
-        end = params.start_time_ms + params.duration_ms
-        keep = int(np.searchsorted(table.column("timestamp_ms").to_numpy(), end, side="left"))
-        table = table.slice(0, keep)
-    return table
+        events = events.between(inputs.first_block * BLOCK_MS, params.duration_ms)
+    return events
