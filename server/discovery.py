@@ -6,14 +6,16 @@ when the files drift from the live registry, so nothing here may depend on the h
 
 from __future__ import annotations
 
-import json
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
+from quantdesk.schemas.export import render
 from quantdesk.server.registry import ToolRegistry
+
+__all__ = ["render", "server_card", "session_config_schema", "tools_list", "write_well_known"]
 
 SERVER_CARD_NAME = "dev.quantdesk/quantdesk"
 SERVER_CARD_SCHEMA = "https://static.modelcontextprotocol.io/schemas/v1/server-card.schema.json"
@@ -76,10 +78,6 @@ WELL_KNOWN_FILES: dict[str, Any] = {
     "mcp.json": server_card,
     "mcp-config.json": lambda _registry: session_config_schema(),
 }
-
-
-def render(document: dict[str, Any]) -> str:
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
 def write_well_known(registry: ToolRegistry, folder: Path) -> list[Path]:
