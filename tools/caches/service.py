@@ -12,6 +12,7 @@ import anyio
 import pyarrow.parquet as pq
 
 from quantdesk.schemas.events import BookEvent, TradeEvent, event_from_row
+from quantdesk.server.registry import FileBlock
 from quantdesk.tools.caches.index import CacheEntry, CacheIndex, CacheKind, SqlState, now_iso
 from quantdesk.tools.caches.store import PARQUET, Artifact, LocalArtifactStore
 
@@ -84,6 +85,17 @@ class CacheService:
             self.store.delete(cache_key)
             raise
         return entry, artifact
+
+    @staticmethod
+    def download_url(cache_key: str) -> str:
+        """Where REST clients fetch an artifact (the native `GET /artifacts/{cache_key}.parquet` row)."""
+        return f"/artifacts/{cache_key}.parquet"
+
+    @staticmethod
+    def link(artifact: Artifact) -> FileBlock:
+        """The artifact as a result's file: REST doors send it, MCP gets a resource link."""
+        name = f"{artifact.name}.parquet"
+        return FileBlock(artifact.path, f"quantdesk://artifacts/{name}", name, PARQUET, artifact.bytes)
 
     def delete(self, cache_key: str) -> bool:
         had_file = self.store.delete(cache_key)

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from quantdesk.schemas.events import BookEvent, TradeEvent
 from quantdesk.server.errors import InvalidArgument, Problem
-from quantdesk.server.registry import CallContext, FileBlock, ToolInput, ToolOutput, ToolResult, ToolSet
+from quantdesk.server.registry import CallContext, ToolInput, ToolOutput, ToolResult, ToolSet
 from quantdesk.tools.caches.service import CacheService
 from quantdesk.tools.caches.store import NAME_PATTERN, PARQUET
 
@@ -120,12 +120,9 @@ async def export_cache(args: CacheKeyInput, ctx: CallContext) -> ToolResult:
     service = ctx.services.get(CacheService)
     service.index.get(args.cache_key)
     artifact = service.store.get(args.cache_key)
-    url = f"/artifacts/{args.cache_key}.parquet"
-    output = ExportOutput(cache_key=args.cache_key, download_url=url, content_length_bytes=artifact.bytes,
-                          file_sha256=artifact.sha256, media_type=PARQUET)
-    link = FileBlock(artifact.path, f"quantdesk://artifacts/{args.cache_key}.parquet",
-                     f"{args.cache_key}.parquet", PARQUET, artifact.bytes)
-    return ToolResult(output, (link,))
+    output = ExportOutput(cache_key=args.cache_key, download_url=service.download_url(args.cache_key),
+                          content_length_bytes=artifact.bytes, file_sha256=artifact.sha256, media_type=PARQUET)
+    return ToolResult(output, (service.link(artifact),))
 
 
 @tools.stream(scope="stream", event_model=Event, title="Replay a cache entry")

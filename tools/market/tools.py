@@ -18,7 +18,6 @@ from quantdesk.schemas.manifest import MODEL_VERSION, SimulationManifest, manife
 from quantdesk.server.errors import Forbidden, InvalidArgument, NotFound, Problem
 from quantdesk.server.registry import (
     CallContext,
-    FileBlock,
     ImageBlock,
     ToolInput,
     ToolOutput,
@@ -26,7 +25,7 @@ from quantdesk.server.registry import (
     ToolSet,
 )
 from quantdesk.tools.caches.service import CacheService
-from quantdesk.tools.caches.store import NAME_PATTERN, PARQUET
+from quantdesk.tools.caches.store import NAME_PATTERN
 from quantdesk.tools.market.executors import close_idle_pools
 from quantdesk.tools.market.generation_job import run_generation
 from quantdesk.tools.market.params import feasibility_problems
@@ -208,16 +207,14 @@ async def generate_dataset(args: GenerateDatasetInput, ctx: CallContext) -> Tool
     outcome = await run_generation(service, manifest, args.driver, ctx.report_progress, use_cache=args.use_cache)
     output = GenerateDatasetOutput(
         status="completed", job_id=outcome.job_id, cache_key=outcome.entry.cache_key, cached=outcome.cached,
-        download_url=f"/artifacts/{outcome.entry.cache_key}.parquet", storage_backend=service.store.backend,
+        download_url=service.download_url(outcome.entry.cache_key), storage_backend=service.store.backend,
         row_count=outcome.entry.rows, rows_by_event_type=outcome.rows_by_event_type,
         content_length_bytes=outcome.artifact.bytes, file_sha256=outcome.artifact.sha256,
         manifest_hash=outcome.manifest_hash, model_version=MODEL_VERSION,
         first_timestamp_ms=outcome.first_timestamp_ms, last_timestamp_ms=outcome.last_timestamp_ms,
         windows=outcome.windows, retries=outcome.retries, elapsed_seconds=round(outcome.elapsed_seconds, 3),
         events_per_second=round(outcome.entry.rows / outcome.elapsed_seconds) if outcome.elapsed_seconds else None)
-    link = FileBlock(outcome.artifact.path, f"quantdesk://artifacts/{outcome.entry.cache_key}.parquet",
-                     f"{outcome.entry.cache_key}.parquet", PARQUET, outcome.artifact.bytes)
-    return ToolResult(output, (link,))
+    return ToolResult(output, (service.link(outcome.artifact),))
 
 
 # --- description ----------------------------------------------------------------------------------
