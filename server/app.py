@@ -26,6 +26,7 @@ from quantdesk.server.mcp_binding import SERVER_NAME, McpBinding, McpExtension
 from quantdesk.server.mcp_http import McpHttpDoor
 from quantdesk.server.metrics import CONTENT_TYPE, Metrics
 from quantdesk.server.openapi import SECURITY_SCHEMES
+from quantdesk.server.paths import ServerPaths
 from quantdesk.server.registry import ToolRegistry, ToolSet, discover_tools
 from quantdesk.server.route_table import RouteTable
 from quantdesk.server.settings import Settings
@@ -55,7 +56,8 @@ def build_core(settings: Settings, extra_toolsets: Iterable[ToolSet] = ()) -> Co
     state = StateStore(settings.state_path)
     info = ServerInfo(SERVER_NAME, package_version(), PROTOCOL_VERSIONS)
     services = Services(settings.data_dir, state, info, registry, registry.factories,
-                        settings={"max_body_bytes": settings.max_body_bytes})
+                        settings={"max_body_bytes": settings.max_body_bytes},
+                        paths=ServerPaths(settings.data_dir, settings.import_dirs))
     authenticator = Authenticator(KeyStore(state, settings.env_api_key))
     return Core(settings, registry, services, authenticator, metrics)
 

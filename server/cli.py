@@ -205,8 +205,15 @@ def _run_tool(settings: Settings, name: str, arguments: dict[str, Any],
         core.services.close()
 
 
+def _with_local_files(settings: Settings, *paths: Path) -> Settings:
+    """The shell user names files of their own: let the path-taking tools reach those folders."""
+    folders = tuple(p.resolve().parent for p in paths)
+    return settings.with_overrides(import_dirs=(*settings.import_dirs, *folders))
+
+
 @command("describe")
 def _describe(args: argparse.Namespace, settings: Settings) -> int:
+    settings = _with_local_files(settings, args.file)
     result = _run_tool(settings, "describe_dataset", {"path": str(args.file.resolve())})
     if args.json:
         _print_json(result)
@@ -225,6 +232,7 @@ def _describe(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("normalize")
 def _normalize(args: argparse.Namespace, settings: Settings) -> int:
+    settings = _with_local_files(settings, args.input, args.output)
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     arguments = {"source": args.source, "input_path": str(args.input.resolve()),

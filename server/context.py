@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from quantdesk.server.paths import ServerPaths
 from quantdesk.server.state import StateStore
 
 if TYPE_CHECKING:
@@ -80,19 +81,16 @@ class Services:
         tools: ToolRegistry,
         factories: dict[type[Any], ServiceFactory] | None = None,
         settings: dict[str, Any] | None = None,
+        paths: ServerPaths | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.paths = paths or ServerPaths(data_dir)
         self.state = state
         self.info = info
         self.tools = tools
         self.settings: dict[str, Any] = dict(settings or {})
         self._factories: dict[type[Any], ServiceFactory] = dict(factories or {})
         self._instances: dict[type[Any], Any] = {}
-
-    def add_factory(self, kind: type[Any], factory: ServiceFactory) -> None:
-        if kind in self._factories:
-            raise ValueError(f"a service factory for {kind.__name__} is already registered")
-        self._factories[kind] = factory
 
     def get(self, kind: type[T]) -> T:
         instance = self._instances.get(kind)

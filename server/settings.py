@@ -46,6 +46,8 @@ class Settings:
     log_level: str = "INFO"
     tool_modules: tuple[str, ...] = ()
     """Extra modules defining `tools = ToolSet(...)`, beside quantdesk.tools (QUANTDESK_TOOL_MODULES)."""
+    import_dirs: tuple[Path, ...] = ()
+    """Folders besides the data directory whose files path-taking tools may read and write (QUANTDESK_IMPORT_DIRS)."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -69,6 +71,8 @@ class Settings:
             settings = replace(settings, tools_page_size=max(1, int(env["QUANTDESK_TOOLS_PAGE_SIZE"])))
         if env.get("QUANTDESK_TOOL_MODULES"):
             settings = replace(settings, tool_modules=_split(env["QUANTDESK_TOOL_MODULES"]))
+        if env.get("QUANTDESK_IMPORT_DIRS"):
+            settings = replace(settings, import_dirs=tuple(Path(p) for p in _split(env["QUANTDESK_IMPORT_DIRS"])))
         if env.get("QUANTDESK_LOG_LEVEL"):
             settings = replace(settings, log_level=env["QUANTDESK_LOG_LEVEL"].upper())
         return settings
