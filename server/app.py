@@ -59,6 +59,7 @@ def build_core(settings: Settings, extra_toolsets: Iterable[ToolSet] = ()) -> Co
                         settings={"max_body_bytes": settings.max_body_bytes},
                         paths=ServerPaths(settings.data_dir, settings.import_dirs))
     authenticator = Authenticator(KeyStore(state, settings.env_api_key))
+    services.start(registry.start_services)
     return Core(settings, registry, services, authenticator, metrics)
 
 

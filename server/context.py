@@ -101,6 +101,11 @@ class Services:
             instance = self._instances[kind] = factory(self)
         return cast(T, instance)
 
+    def start(self, kinds: list[type[Any]]) -> None:
+        """Build the services that must exist from the start (crash recovery runs in their constructors)."""
+        for kind in kinds:
+            self.get(kind)
+
     def close(self) -> None:
         for instance in self._instances.values():
             close = getattr(instance, "close", None)

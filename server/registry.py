@@ -284,6 +284,7 @@ class ToolSet:
         self.domain = domain
         self.entries: list[ToolEntry] = []
         self.factories: dict[type[Any], ServiceFactory] = {}
+        self.start_services: list[type[Any]] = []
 
     def tool(
         self,
@@ -335,8 +336,15 @@ class ToolSet:
 
         return register
 
-    def service(self, kind: type[Any], factory: ServiceFactory) -> None:
+    def service(self, kind: type[Any], factory: ServiceFactory, *, at_start: bool = False) -> None:
+        """Register how to build a service; `at_start` builds it when the server starts, not on first use.
+
+        A service whose construction repairs state after a crash (stale jobs, staging files) starts
+        eagerly, so the repair happens at start-up rather than at the first call that needs it.
+        """
         self.factories[kind] = factory
+        if at_start:
+            self.start_services.append(kind)
 
 
 class ToolRegistry:
@@ -345,6 +353,7 @@ class ToolRegistry:
     def __init__(self, observer: CallObserver | None = None) -> None:
         self._tools: dict[str, ToolEntry] = {}
         self.factories: dict[type[Any], ServiceFactory] = {}
+        self.start_services: list[type[Any]] = []
         self.observer = observer
 
     def add_tool(self, entry: ToolEntry) -> None:
@@ -360,6 +369,7 @@ class ToolRegistry:
             if kind in self.factories:
                 raise ValueError(f"duplicate service factory for {kind.__name__}")
             self.factories[kind] = factory
+        self.start_services += toolset.start_services
 
     def get_tool(self, name: str) -> ToolEntry:
         try:

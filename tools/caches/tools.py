@@ -15,7 +15,7 @@ from quantdesk.tools.caches.service import CacheService
 from quantdesk.tools.caches.store import NAME_PATTERN, PARQUET
 
 tools = ToolSet("caches")
-tools.service(CacheService, lambda services: CacheService(services.data_dir, services.state))
+tools.service(CacheService, lambda services: CacheService(services.data_dir, services.state), at_start=True)
 
 CacheKey = Annotated[str, Field(pattern=NAME_PATTERN, description="A cache key, as get_cache_stats lists them.")]
 Event = Annotated[TradeEvent | BookEvent, Field(discriminator="event_type")]
