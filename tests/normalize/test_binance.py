@@ -81,7 +81,7 @@ def test_dated_usdm_symbols_map_to_dated_canonical_symbols() -> None:
 def test_trade_ids_at_or_below_the_last_one_are_reported_per_symbol() -> None:
     batch = [spot_trade(10), spot_trade(10), spot_trade(9), spot_trade(5, symbol="ETHUSDT"), spot_trade(11)]
     result = Normalizer("binance").normalize(batch)
-    assert kinds(result) == {1: "duplicate", 2: "stale"}
+    assert kinds(result) == {1: "stale", 2: "stale"}
     assert [e["trade_id"] for e in result.events] == ["10", "5", "11"]
 
 

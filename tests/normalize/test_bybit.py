@@ -62,7 +62,7 @@ def test_deltas_must_continue_the_update_id() -> None:
              book("delta", 11, [], []), book("delta", 9, [], []), book("delta", 15, [["99", "1"]], []),
              book("delta", 16, [], [])]
     result = Normalizer("bybit").normalize(batch)
-    assert kinds(result) == {2: "duplicate", 3: "stale", 5: "awaiting_snapshot"}
+    assert kinds(result) == {2: "stale", 3: "stale", 5: "awaiting_snapshot"}
     assert [e["gap"] for e in result.events] == [False, False, True]
     assert result.events[1]["best_bid"] is None and result.events[1]["best_ask"] == 101.0
     assert result.summary.gaps[0].expected == "u = 12"

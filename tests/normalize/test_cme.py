@@ -113,9 +113,9 @@ def test_a_new_level_beyond_the_depth_pushes_the_worst_level_out() -> None:
     assert sides(result.events[1]) == ([(100.5, 5), (91, 0)], [])
 
 
-def test_repeated_rpt_seq_is_a_duplicate_from_the_other_feed() -> None:
+def test_repeated_rpt_seq_from_the_other_feed_is_stale() -> None:
     result = Normalizer("cme").normalize([ladder(), ladder()])
-    assert kinds(result) == {1: "duplicate"}
+    assert kinds(result) == {1: "stale"}
 
 
 def test_an_rpt_seq_gap_drops_the_book_until_a_snapshot() -> None:

@@ -147,7 +147,7 @@ def test_wrapped_trades_between_plain_ones_keep_trade_ids_in_input_order() -> No
                                                                                        "data": trade(6)}}, trade(6)]
     lines = [json.dumps(m).encode() for m in messages]
     chunk = Normalizer("binance").arrow_session().feed(lines)
-    assert [(r.index, r.kind) for r in chunk.rejections] == [(1, "duplicate"), (3, "duplicate")]
+    assert [(r.index, r.kind) for r in chunk.rejections] == [(1, "stale"), (3, "stale")]
 
 
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n"])

@@ -57,7 +57,7 @@ def test_a_large_gzip_feed_round_trips_to_parquet_in_the_event_schema(tmp_path: 
     assert summary.lines == len(lines) and counts.inputs == len(lines)
     assert table.num_rows == summary.rows_written == counts.events
     assert counts.accepted + counts.rejected + counts.non_event == counts.inputs
-    assert counts.rejected_by_kind == {"malformed_json": 6, "duplicate": 6}
+    assert counts.rejected_by_kind == {"malformed_json": 6, "stale": 6}
     assert counts.non_event_by_kind == {"mark_price": 1}
     assert counts.book_events == 301 and counts.gaps == 0
     assert pq.ParquetFile(out).metadata.num_row_groups > 1  # written block by block

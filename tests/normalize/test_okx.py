@@ -61,14 +61,19 @@ def test_a_book_is_verified_against_its_checksum_after_every_update() -> None:
     assert result.events[1]["checksum"] == update["data"][0]["checksum"]
 
 
-def test_a_checksum_mismatch_is_rejected_and_the_book_waits_for_a_snapshot() -> None:
+def test_a_checksum_mismatch_is_a_gap_and_the_book_waits_for_a_snapshot() -> None:
     snap = book("snapshot", [["100", "1", "0", "1"]], [["101", "1", "0", "1"]], 10, -1, signed_crc("100:1:101:1"))
     wrong = book("update", [["100", "2", "0", "1"]], [], 11, 10, 12345)
     after = book("update", [["100", "3", "0", "1"]], [], 12, 11, signed_crc("100:3:101:1"))
     result = Normalizer("okx").normalize([snap, wrong, after, snap])
-    assert kinds(result) == {1: "checksum_mismatch", 2: "awaiting_snapshot"}
+    assert kinds(result) == {2: "awaiting_snapshot"}
+    gap_events = [(i, e) for i, e in zip(result.event_index, result.events, strict=True) if e["gap"]]
+    assert [(i, e["checksum"], e["bids"]) for i, e in gap_events] == [(1, 12345, [{"price": 100.0, "size": 2.0}])]
+    assert result.counts.gaps == 1 and result.counts.gap_events == 1
+    report = result.summary.gaps[0]
+    assert (report.index, report.cause, report.received) == (1, "checksum", "checksum = 12345")
     assert result.summary.books[0].state == "synced"
-    assert result.summary.books[0].snapshots == 2
+    assert result.summary.books[0].snapshots == 2 and result.summary.books[0].gaps == 1
 
 
 def test_a_zero_checksum_is_skipped_as_deprecated_not_verified() -> None:

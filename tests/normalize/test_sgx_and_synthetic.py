@@ -47,7 +47,7 @@ def test_sgx_books_need_a_snapshot_and_follow_the_sequence() -> None:
                                                            asks=levels((951300, 4))),
              sgx("book", 3, bids=levels((951200, 0), (951210, 1))), sgx("book", 3), sgx("book", 5)]
     result = Normalizer("sgx").normalize(batch)
-    assert kinds(result) == {0: "awaiting_snapshot", 3: "duplicate"}
+    assert kinds(result) == {0: "awaiting_snapshot", 3: "stale"}
     snapshot, delta, gap = result.events
     assert snapshot["bids"] == [{"price": 95120.0, "size": 1.0}]
     assert delta["bids"] == [{"price": 95121.0, "size": 0.2}, {"price": 95120.0, "size": 0.0}]

@@ -12,7 +12,7 @@ replays them: spot drops `u <= lastUpdateId` and needs `U <= lastUpdateId + 1` f
 `U <= last u + 1`; USD-M drops `u < lastUpdateId`, needs `U <= lastUpdateId` first, then
 `pu == last u`. A break emits a `gap=true` event and the book waits for the next snapshot;
 diffs still held at the end of the input are rejected as `awaiting_snapshot`.
-Trades: ids at or below the highest seen for (exchange, symbol, stream) are duplicates or stale.
+Trades: ids at or below the highest seen for (exchange, symbol, stream) are stale.
 `markPriceUpdate` (and `!markPrice@arr` arrays) are counted as `mark_price` non-events with the
 parsed fields in `detail`; USD-M trades with `X` INSURANCE_FUND, ADL or NA are `off_book_trade`.
 """
@@ -199,8 +199,7 @@ class BinanceParser(VenueParser):
                 return
         seen = self._last_trade.get(info.key)
         if seen is not None and trade_id <= seen:
-            raise MessageError("duplicate" if trade_id == seen else "stale",
-                               f"trade id {trade_id} is not after the last one seen ({seen})")
+            raise MessageError("stale", late_trade(trade_id, seen))
         self._last_trade[info.key] = trade_id
         if trade_time >= 10**14:
             trade_time = epoch_ms(trade_time, "T")
@@ -342,6 +341,12 @@ class BinanceParser(VenueParser):
             out.non_event(index, "mark_price", {"items": details})
         else:
             out.non_event(index, "empty")
+
+
+def late_trade(trade_id: int, seen: int) -> str:
+    if trade_id == seen:
+        return f"trade id {trade_id} was already seen"
+    return f"trade id {trade_id} is older than the last one seen ({seen})"
 
 
 _TradeFields = tuple[str, int, float, float, bool, int, int | None, int | None]

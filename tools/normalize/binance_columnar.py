@@ -26,8 +26,8 @@ import pyarrow.compute as pc
 
 from quantdesk.schemas.events import EVENT_SCHEMA
 from quantdesk.tools.normalize.arrow import constant_dictionary
-from quantdesk.tools.normalize.binance import EXCHANGES, OFF_BOOK, BinanceParser
-from quantdesk.tools.normalize.outcomes import MessageError, Rejection, RejectKind
+from quantdesk.tools.normalize.binance import EXCHANGES, OFF_BOOK, BinanceParser, late_trade
+from quantdesk.tools.normalize.outcomes import MessageError, Rejection
 from quantdesk.tools.normalize.symbols import binance_symbol
 
 _INT64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
@@ -311,9 +311,7 @@ def _dedup(parser: BinanceParser, rows: np.ndarray, is_agg: np.ndarray, futures:
             emit[group[late]] = False
             for row, tid, prev in zip(group[late].tolist(), group_ids[late].tolist(), before[late].tolist(),
                                       strict=True):
-                kind: RejectKind = "duplicate" if tid == prev else "stale"
-                rejections.append(Rejection(int(indices[row]), kind,
-                                            f"trade id {tid} is not after the last one seen ({prev})"))
+                rejections.append(Rejection(int(indices[row]), "stale", late_trade(tid, prev)))
         updates[key] = max(start, int(group_ids.max()))
     rejections.sort(key=lambda r: r.index)
     return emit, rejections, updates

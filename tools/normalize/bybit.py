@@ -6,7 +6,7 @@ else the market of a canonical default symbol; else linear. A derivative quoted 
 its sizes are USD contracts, size_base = contracts / price.
 
 Book: a `snapshot` (or any message with u = 1, a service restart) resets the book; a delta must
-have u = last u + 1. u <= last is stale (a duplicate when equal); a jump emits a `gap=true` event and
+have u = last u + 1. u <= last is stale (repeats included); a jump emits a `gap=true` event and
 deltas are refused until the next snapshot. Book times are `cts` (matching-engine time, comparable
 with trade `T`) when present, else `ts`.
 """
@@ -124,8 +124,7 @@ class BybitParser(VenueParser):
             raise MessageError("awaiting_snapshot", f"no valid snapshot of {topic} to apply this delta to")
         last = state.last_seq
         if update_id <= last:
-            raise MessageError("duplicate" if update_id == last else "stale",
-                               f"update id {update_id} is not after the book's {last}")
+            raise MessageError("stale", f"update id {update_id} is not after the book's {last}")
         bids, asks = best_first(bids, asks)
         if update_id != last + 1:
             self.publish_gap(index, state, out, timestamp_ms=ts, capture_ms=capture, bids=bids, asks=asks,

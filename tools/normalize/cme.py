@@ -13,8 +13,8 @@ DeleteFrom removes levels 1..n (unverified against the CME book-management pages
 differ). Implied entries (E/F) are skipped; a J entry resets the book. Events are price-keyed
 deltas: every level whose size changed, 0 for levels that left the book.
 
-RptSeq is per instrument across templates: an entry with RptSeq <= last is a duplicate (A/B feed
-arbitration) and is skipped; a message of duplicates only is rejected as `duplicate`. A jump is a
+RptSeq is per instrument across templates: an entry with RptSeq <= last was already applied (A/B feed
+arbitration) and is skipped; a message of such entries only is rejected as `stale`. A jump is a
 gap: the book emits a `gap=true` marker and waits for a SnapshotFullRefresh52 (our simplified
 recovery message: `rpt_seq` and level entries without actions) or a J reset. The first message of an
 instrument starts its sequence on an empty book, as at the start of a session.
@@ -144,7 +144,7 @@ class CmeParser(VenueParser):
             last = entry.rpt_seq
             fresh.append(entry)
         if entries and not fresh:
-            raise MessageError("duplicate", f"every RptSeq in the message is at or before {inst.last_seq}")
+            raise MessageError("stale", f"every RptSeq in the message is at or before {inst.last_seq}")
         inst.last_seq = last
         return fresh, gap
 

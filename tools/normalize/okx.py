@@ -6,11 +6,12 @@ linear instruments, contracts × ctVal(USD) / price for coin-margined ones (`con
 rejected as `unknown_instrument`. SPOT sizes are base units already.
 
 `books`, `books-l2-tbt`, `books50-l2-tbt`: continuity is `prevSeqId == last seqId` (the snapshot has
-prevSeqId -1); an update with an older seqId is stale (the same seqId: a duplicate); any other break
-emits a `gap=true` event and updates are refused until the next snapshot. The signed CRC32 checksum
-over the best 25 levels is verified after every message; a mismatch rejects the message and the
-book waits for a snapshot. OKX deprecated the field on 2026-06-23 (it is then always 0): a checksum
-of 0 is counted as skipped, not verified.
+prevSeqId -1); an update whose seqId is at or before the book's is stale; any other break emits a
+`gap=true` event and updates are refused until the next snapshot. The signed CRC32 checksum over
+the best 25 levels is verified after every message; a mismatch is a gap too (cause `checksum`: an
+update was lost or misapplied), so the message becomes a `gap=true` event and the book waits for a
+snapshot. OKX deprecated the field on 2026-06-23 (it is then always 0): a checksum of 0 is counted
+as skipped, not verified.
 """
 
 from __future__ import annotations
@@ -144,8 +145,7 @@ class OkxParser(VenueParser):
             raise MessageError("awaiting_snapshot", f"no valid {channel} snapshot of {inst_id} to update")
         elif seq is not None and prev is not None and state.last_seq is not None and prev != state.last_seq:
             if seq <= state.last_seq:
-                raise MessageError("duplicate" if seq == state.last_seq else "stale",
-                                   f"seqId {seq} is not after the book's {state.last_seq}")
+                raise MessageError("stale", f"seqId {seq} is not after the book's {state.last_seq}")
             self.publish_gap(index, state, out, timestamp_ms=ts, capture_ms=capture, bids=plain_bids,
                              asks=plain_asks, expected=f"prevSeqId = {state.last_seq}", received=f"prevSeqId = {prev}",
                              seq_last=seq, seq_prev=prev)
@@ -155,7 +155,11 @@ class OkxParser(VenueParser):
             state.resync(seq)
         else:
             state.last_seq = seq if seq is not None else state.last_seq
-        if checksum is not None and not self._checksum_ok(index, state, checksum, out):
+        if checksum is not None and not self._checksum_ok(state, checksum, out):
+            self.publish_gap(index, state, out, timestamp_ms=ts, capture_ms=capture, bids=plain_bids,
+                             asks=plain_asks, expected=f"checksum = {okx_book_checksum(state.book)}",
+                             received=f"checksum = {checksum}", seq_last=seq, seq_prev=prev, checksum=checksum,
+                             cause="checksum")
             return
         if action == "snapshot":
             self.publish(index, state, out, timestamp_ms=ts, capture_ms=capture, is_snapshot=True, seq_last=seq,
@@ -164,17 +168,13 @@ class OkxParser(VenueParser):
             self.publish(index, state, out, timestamp_ms=ts, capture_ms=capture, bids=plain_bids, asks=plain_asks,
                          is_snapshot=False, seq_last=seq, seq_prev=prev, checksum=checksum)
 
-    def _checksum_ok(self, index: int, state: BookState, checksum: int, out: Emitter) -> bool:
+    def _checksum_ok(self, state: BookState, checksum: int, out: Emitter) -> bool:
         if checksum == 0:
             out.checksum(verified=False)
             return True
-        computed = okx_book_checksum(state.book)
-        if computed == checksum:
+        if okx_book_checksum(state.book) == checksum:
             out.checksum(verified=True)
             return True
-        problem = f"checksum mismatch at input {index}: book gives {computed}, message says {checksum}"
-        state.desync(problem)
-        out.reject(index, "checksum_mismatch", problem)
         return False
 
     def _snapshot_channel(self, index: int, channel: str, arg: dict[str, Any], data: list[Any], cap: int | None,

@@ -4,6 +4,15 @@ Every input ends in exactly one of three outcomes: accepted (it produced at leas
 event), rejected (a `Rejection` with its index, kind and reason) or a non-event (a valid message
 that is not a trade or a book event, such as `markPriceUpdate`, counted by kind). Binance diffs
 that arrive before a snapshot are held and resolved later; `Counts.pending` counts them until then.
+
+One word for old news on every venue: a message whose sequence number, update id or trade id is at
+or before what was already applied (the same one again included) is `stale`; the reason says which.
+A continuity break is not a rejection but a gap (`GapReport`): a sequence jump, or an OKX checksum
+that no longer matches the maintained book.
+
+Reasons never quote the text of a field: a file that is not the expected format must not leak
+through its error messages. They name the field and what is wrong with it; numbers that locate a
+continuity problem (update ids, sequence numbers) are given.
 """
 
 from __future__ import annotations
@@ -20,11 +29,9 @@ RejectKind = Literal[
     "unknown_symbol",  # the venue symbol cannot be mapped to a canonical symbol
     "unknown_instrument",  # no contract size is known for a derivative
     "ambiguous_market",  # binance spot and USD-M cannot be told apart; pass `market`
-    "stale",  # a sequence number older than what was already applied
-    "duplicate",  # the same sequence number or trade id again
+    "stale",  # a sequence number, update id or trade id at or before the last one applied (repeats included)
     "awaiting_snapshot",  # a delta for a book that has no valid snapshot
     "crossed_book",  # applying the message leaves best bid above best ask
-    "checksum_mismatch",  # the OKX checksum does not match the maintained book
     "invalid_book_operation",  # a CME level operation that the maintained book cannot take
 ]
 
@@ -81,7 +88,11 @@ class NonEvent:
 
 @dataclass(frozen=True, slots=True)
 class GapReport:
-    """A continuity break: which stream, at which input, what was expected and what came."""
+    """A continuity break: which stream, at which input, what was expected and what came.
+
+    `cause` is `sequence` (a jump in update ids or sequence numbers) or `checksum` (the venue's
+    checksum no longer matches the maintained book, so some update was lost or misapplied).
+    """
 
     index: int
     exchange: str
@@ -90,6 +101,7 @@ class GapReport:
     channel: str
     expected: str
     received: str
+    cause: Literal["sequence", "checksum"] = "sequence"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from quantdesk.tools.normalize.book import BookState
 from quantdesk.tools.normalize.canonical import book_event
@@ -103,17 +103,19 @@ class VenueParser:
             seq_prev=seq_prev, checksum=checksum))
         return True
 
-    def publish_gap(self, index: int, state: BookState, out: Emitter, *, timestamp_ms: int, capture_ms: int,
-                    bids: list[Level], asks: list[Level], expected: str, received: str,
-                    seq_first: int | None = None, seq_last: int | None = None, seq_prev: int | None = None) -> None:
+    def publish_gap(self, index: int, state: BookState, out: Emitter, *, timestamp_ms: int | None,
+                    capture_ms: int | None, bids: list[Level], asks: list[Level], expected: str, received: str,
+                    seq_first: int | None = None, seq_last: int | None = None, seq_prev: int | None = None,
+                    checksum: int | None = None, cause: Literal["sequence", "checksum"] = "sequence") -> None:
         """Mark a continuity break: the message becomes a `gap=true` event and the book waits for a snapshot."""
         state.gaps += 1
-        state.desync(f"gap at input {index}: expected {expected}, received {received}")
-        out.gap(GapReport(index, state.exchange, state.symbol, state.raw_symbol, state.channel, expected, received))
+        state.desync(f"{cause} gap at input {index}: expected {expected}, received {received}")
+        out.gap(GapReport(index, state.exchange, state.symbol, state.raw_symbol, state.channel, expected, received,
+                          cause))
         out.emit(index, book_event(
             state.exchange, state.symbol, state.raw_symbol, timestamp_ms, capture_ms, bids, asks,
             is_snapshot=False, best_bid=None, best_ask=None, seq_first=seq_first, seq_last=seq_last,
-            seq_prev=seq_prev, gap=True))
+            seq_prev=seq_prev, checksum=checksum, gap=True))
 
     # -- values --------------------------------------------------------------------------------
 

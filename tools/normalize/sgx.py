@@ -4,8 +4,8 @@ price = price / 10^price_decimals; size_base = qty × contract_size (the message
 ETH 5); aggressor B buy, S sell, null unknown; `BTC-PERP` → `BTC-USD-PERP`. Book entries are price
 levels with absolute quantities (0 deletes a level in a delta); `level` is informational.
 
-`seq` runs per order book (orderbook_id, else symbol) across both message types: seq <= last is a
-duplicate; a jump is a gap. A delta after a jump becomes a `gap=true` event; a jump seen on a trade
+`seq` runs per order book (orderbook_id, else symbol) across both message types: seq <= last is
+stale; a jump is a gap. A delta after a jump becomes a `gap=true` event; a jump seen on a trade
 drops a synced book with an empty `gap=true` marker; a snapshot after a jump is applied (the gap is
 still reported). Deltas wait for a snapshot, first and after every gap.
 """
@@ -87,10 +87,10 @@ class SgxParser(VenueParser):
         return size
 
     def _sequence(self, index: int, symbol: str, raw: str, key: str, seq: int, out: Emitter) -> bool:
-        """True when `seq` jumps past the next expected number (a gap); duplicates are rejected."""
+        """True when `seq` jumps past the next expected number (a gap); repeats and older ones are stale."""
         last = self._last_seq.get(key)
         if last is not None and seq <= last:
-            raise MessageError("duplicate", f"seq {seq} is at or before the last one ({last})")
+            raise MessageError("stale", f"seq {seq} is at or before the last one ({last})")
         self._last_seq[key] = seq
         if last is not None and seq != last + 1:
             out.gap(GapReport(index, EXCHANGE, symbol, raw, "book", f"seq {last + 1}", f"seq {seq}"))
