@@ -66,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id or name")
     revoke.add_argument("key")
 
+    state = sub.add_parser("state", help="check the state store, or move a damaged or emptied one aside")
+    state_sub = state.add_subparsers(dest="state_command", required=True)
+    state_check = state_sub.add_parser("check", help="full integrity check: problems, tables, rows, the key marker")
+    state_check.add_argument("--json", action="store_true")
+    state_sub.add_parser("recover", help="stop the server first: move a damaged or emptied store aside (kept, "
+                         "never deleted), clear the key marker, and list what was lost")
+
     describe = sub.add_parser("describe", help="stylized facts of a canonical-event Parquet file, against their bands")
     describe.add_argument("file", type=Path)
     describe.add_argument("--json", action="store_true", help="the full result as JSON")
@@ -285,6 +292,55 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
             sys.stdout.write(f"revoked {record.id} ({record.name})\n")
     finally:
         state.close()
+    return 0
+
+
+@command("state")
+def _state(args: argparse.Namespace, settings: Settings) -> int:
+    from quantdesk.server.auth import KeyMarker
+    from quantdesk.server.errors import Conflict
+    from quantdesk.server.state import inspect_store, move_aside, utc_stamp
+
+    path = settings.state_path
+    report, marker = inspect_store(path), KeyMarker(path)
+    emptied = not report.damaged and not report.tables.get("api_keys") and marker.exists()
+    verdict = "damaged" if report.damaged else "emptied" if emptied else "ok"
+    if args.state_command == "check":
+        if args.json:
+            _print_json({**report.as_dict(), "verdict": verdict, "key_marker": str(marker.path) if marker.exists()
+                         else None, "marked_keys": marker.keys()})
+            return 0 if verdict == "ok" else 1
+        sys.stdout.write(f"state store {path}: {report.bytes} bytes" if report.exists else
+                         f"state store {path}: no file yet (created empty at the next start)")
+        sys.stdout.write(f", {verdict}\n")
+        for problem in report.problems:
+            sys.stdout.write(f"  problem: {problem}\n")
+        for table, rows in report.tables.items():
+            sys.stdout.write(f"  table {table}: {'unreadable' if rows is None else f'{rows} rows'}\n")
+        if marker.exists():
+            sys.stdout.write(f"  key marker {marker.path}: keys were stored ({len(marker.keys())} recorded)\n")
+        if verdict == "emptied":
+            sys.stdout.write("  the key marker says keys were stored, but the store holds none\n")
+        if verdict != "ok":
+            sys.stdout.write(f"recover with: quantdesk --data-dir {path.parent} state recover\n")
+        return 0 if verdict == "ok" else 1
+    if verdict == "ok":
+        raise Conflict(f"the state store {path} passed its checks: nothing to recover")
+    label, marked_keys = f"damaged-{utc_stamp()}", marker.keys()
+    moved = move_aside(path, label)
+    marker_moved = marker.move_aside(label)
+    for source, target in moved:
+        sys.stdout.write(f"moved {source} -> {target}\n")
+    if marker_moved is not None:
+        sys.stdout.write(f"cleared the key marker (kept as {marker_moved})\n")
+    lost = [f"{table} ({'unreadable' if rows is None else f'{rows} rows'})" for table, rows in report.tables.items()]
+    sys.stdout.write(f"lost from the store: {', '.join(lost) if lost else 'nothing readable'}; the cache index "
+                     "goes with it (artifact files stay on disk)\n")
+    for key in marked_keys:
+        if not key.get("revoked_at"):
+            sys.stdout.write(f"  lost API key {key.get('id')} ({key.get('name')}), scopes "
+                             f"{','.join(key.get('scopes') or [])}: create it again with `quantdesk keys create`\n")
+    sys.stdout.write("the next start creates an empty store\n")
     return 0
 
 
