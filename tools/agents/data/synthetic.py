@@ -60,7 +60,7 @@ class PlantedReversal:
 
 def asset_seed(root_seed: int, asset: str, stream: int = 0) -> int:
     sequence = np.random.SeedSequence(root_seed, spawn_key=(zlib.crc32(asset.encode()), stream))
-    return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
+    return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(11))  # JSON-safe: 53 bits
 
 
 def asset_manifest(asset: str, root_seed: int) -> SimulationManifest:

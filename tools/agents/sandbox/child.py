@@ -29,10 +29,11 @@ class CausalView:
     `lookback` limits a copy to the last rows (the whole history by default, as in MANTIS).
     """
 
-    __slots__ = ("_t", "_assets", "_ohlcv", "_funding", "_index")
+    __slots__ = ("_t", "_assets", "_ohlcv", "_funding", "_index", "_timestamps")
 
-    def __init__(self, assets, ohlcv, funding):
+    def __init__(self, assets, ohlcv, funding, timestamps):
         self._t = 0
+        self._timestamps = timestamps
         self._assets = list(assets)
         self._ohlcv = ohlcv
         self._funding = funding
@@ -64,6 +65,16 @@ class CausalView:
     def ohlcv(self, asset, lookback=None):
         a, b = self._rows(lookback)
         return self._ohlcv[a:b, self._column(asset), :].copy()
+
+    def ohlcv_matrix(self, lookback=None):
+        """rows x assets x (open, high, low, close, volume) (a quantdesk extension)."""
+        a, b = self._rows(lookback)
+        return self._ohlcv[a:b].copy()
+
+    def timestamps(self, lookback=None):
+        """Bar open times, ms since the epoch (a quantdesk extension)."""
+        a, b = self._rows(lookback)
+        return self._timestamps[a:b].copy()
 
     def prices_matrix(self, lookback=None):
         a, b = self._rows(lookback)
@@ -156,7 +167,7 @@ def run(job):
     interval = max(1, int(getattr(featurizer, "compute_interval", 1) or 1))
     if warmup < 0 or warmup >= total:
         raise StrategyError(f"warmup {warmup} must lie in [0, {total})")
-    view = CausalView(job["assets"], ohlcv, funding)
+    view = CausalView(job["assets"], ohlcv, funding, data["timestamps_ms"])
     featurizer.setup(list(job["assets"]), total)
     embeddings = np.full((total, dim), np.nan, dtype=np.float32)
     sample_every = max(1, -(-(total - warmup) // interval // MAX_FEATURE_SAMPLES))

@@ -1,0 +1,1 @@
+"""Who proposes the next strategy: `BuiltinResearcher` (default, deterministic, no key) or `AnthropicResearcher`."""
