@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from quantdesk.compat_http.rows import Profile, Row
 from quantdesk.server.registry import CallOutcome
+from quantdesk.server.rest_rows import Profile, Row
 
 MCP = ("mcp",)
 

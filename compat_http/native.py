@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from quantdesk.compat_http.rows import Profile, Row
 from quantdesk.server.registry import ToolRegistry
+from quantdesk.server.rest_rows import Profile, Row
 
 
 def _rows(registry: ToolRegistry) -> tuple[Row, ...]:

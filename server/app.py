@@ -28,12 +28,13 @@ from quantdesk.server.metrics import CONTENT_TYPE, Metrics
 from quantdesk.server.openapi import SECURITY_SCHEMES
 from quantdesk.server.paths import ServerPaths
 from quantdesk.server.registry import ToolRegistry, ToolSet, discover_tools
+from quantdesk.server.rest_derive import derive_routes
+from quantdesk.server.rest_rows import Profile, discover_profiles
 from quantdesk.server.route_table import RouteTable
 from quantdesk.server.settings import Settings
 from quantdesk.server.state import StateStore
 
 logger = logging.getLogger("quantdesk.http")
-COMPAT_PACKAGE = "quantdesk.compat_http"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +119,11 @@ def create_app(
     settings: Settings,
     *,
     extra_toolsets: Iterable[ToolSet] = (),
-    extra_profiles: Iterable[Any] = (),
+    extra_profiles: Iterable[Profile] = (),
     extension: McpExtension | None = None,
     core: Core | None = None,
 ) -> FastAPI:
     """The whole HTTP surface. `extra_toolsets`/`extra_profiles` let tests add a tool and a table row."""
-    import importlib
-
     core = core or build_core(settings, extra_toolsets)
     state = HttpState(settings, core.registry, core.services, core.authenticator, core.metrics)
     binding = McpBinding(core.registry, core.services, "http", package_version(),
@@ -140,12 +139,10 @@ def create_app(
     app = FastAPI(title="quantdesk", version=package_version(), lifespan=lifespan,
                   description="MCP-first tool server: every route below is derived from an MCP tool.")
     app.state.quantdesk = state
-    compat = importlib.import_module(COMPAT_PACKAGE)
-    derive = importlib.import_module(f"{COMPAT_PACKAGE}.derive")
     table = RouteTable()
     try:
-        for profile in [*compat.discover_profiles(), *extra_profiles]:
-            for route in derive.derive_routes(profile, state):
+        for profile in [*discover_profiles(), *extra_profiles]:
+            for route in derive_routes(profile, state):
                 table.add(route)
     except Exception:
         core.services.close()

@@ -12,15 +12,17 @@ import binascii
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import mcp.types as types
 from mcp.server import Server, ServerRequestContext
+from mcp.server.subscriptions import ListenHandler
 from mcp.shared.exceptions import MCPError
 
 from quantdesk.server.context import LOCAL_PRINCIPAL, CallContext, Principal, Services
 from quantdesk.server.errors import InvalidArgument, QuantdeskError
 from quantdesk.server.logs import new_request_id
+from quantdesk.server.mcp_resources import ResourceDoor
 from quantdesk.server.registry import (
     AudioBlock,
     CallOutcome,
@@ -45,14 +47,25 @@ INTERNAL_ERROR = -32603
 
 
 class McpExtension(Protocol):
-    """Extra MCP-only surface (the conformance fixtures): tools, resources and prompts beside the registry."""
+    """Extra MCP-only surface beside the registry (the conformance suite's fixtures, loaded by `--mcp-extension`).
+
+    Its lists are added to ours; a read or prompt it does not know it answers with None.
+    """
 
     tools: list[types.Tool]
+    resources: list[types.Resource]
+    resource_templates: list[types.ResourceTemplate]
+    prompts: list[types.Prompt]
 
     async def call_tool(self, ctx: ServerRequestContext[Any], name: str, arguments: dict[str, Any],
                         params: types.CallToolRequestParams) -> types.CallToolResult | types.InputRequiredResult: ...
 
     def input_schema(self, name: str) -> dict[str, Any] | None: ...
+
+    async def read_resource(self, ctx: ServerRequestContext[Any], uri: str) -> types.ReadResourceResult | None: ...
+
+    async def get_prompt(self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
+                         ) -> types.GetPromptResult | types.InputRequiredResult | None: ...
 
     def install(self, server: Server[Any]) -> None: ...
 
@@ -75,34 +88,34 @@ def tool_definition(entry: ToolEntry) -> types.Tool:
     )
 
 
-def content_block(block: ContentBlock) -> types.ContentBlock:
+def content_payload(block: ContentBlock) -> dict[str, Any]:
+    """A content block as MCP wire JSON."""
     if isinstance(block, FileBlock):
-        return types.ResourceLink(type="resource_link", uri=block.uri, name=block.name, mime_type=block.mime_type,
-                                  size=block.size)
-    if isinstance(block, ImageBlock):
-        return types.ImageContent(type="image", data=base64.b64encode(block.data).decode(), mime_type=block.mime_type)
-    if isinstance(block, AudioBlock):
-        return types.AudioContent(type="audio", data=base64.b64encode(block.data).decode(), mime_type=block.mime_type)
-    resource: types.TextResourceContents | types.BlobResourceContents
+        return {"type": "resource_link", "uri": block.uri, "name": block.name, "mimeType": block.mime_type,
+                "size": block.size}
+    if isinstance(block, ImageBlock | AudioBlock):
+        kind = "image" if isinstance(block, ImageBlock) else "audio"
+        return {"type": kind, "data": base64.b64encode(block.data).decode(), "mimeType": block.mime_type}
+    resource: dict[str, Any] = {"uri": block.uri, "mimeType": block.mime_type}
     if block.text is not None:
-        resource = types.TextResourceContents(uri=block.uri, mime_type=block.mime_type, text=block.text)
+        resource["text"] = block.text
     else:
-        resource = types.BlobResourceContents(uri=block.uri, mime_type=block.mime_type,
-                                              blob=base64.b64encode(block.blob or b"").decode())
-    return types.EmbeddedResource(type="resource", resource=resource)
+        resource["blob"] = base64.b64encode(block.blob or b"").decode()
+    return {"type": "resource", "resource": resource}
 
 
-def call_result(outcome: CallOutcome) -> types.CallToolResult:
-    content: list[types.ContentBlock] = [types.TextContent(type="text", text=outcome.text())]
-    content += [content_block(b) for b in outcome.content]
-    return types.CallToolResult(content=content, structured_content=outcome.structured)
+def result_payload(outcome: CallOutcome) -> dict[str, Any]:
+    """A successful call as the wire JSON of a CallToolResult: the one place both call paths build it."""
+    content = [{"type": "text", "text": outcome.text()}, *(content_payload(b) for b in outcome.content)]
+    return {"content": content, "structuredContent": outcome.structured, "isError": False}
 
 
-def error_result(exc: QuantdeskError) -> types.CallToolResult:
+def error_payload(exc: QuantdeskError) -> dict[str, Any]:
+    """A tool error as the wire JSON of an `isError` CallToolResult (SEP-1303: input problems included)."""
     text = f"{exc.kind}: {exc.message}"
     if isinstance(exc, InvalidArgument) and exc.problems:
         text = "invalid arguments:\n" + "\n".join(f"- {p.path}: {p.message}" for p in exc.problems)
-    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
+    return {"content": [{"type": "text", "text": text}], "isError": True}
 
 
 def encode_cursor(offset: int) -> str:
@@ -122,7 +135,7 @@ def decode_cursor(cursor: str) -> int:
 
 @dataclass
 class McpBinding:
-    """Builds the SDK server for one transport kind and answers its tool requests from the registry."""
+    """Builds the SDK server for one transport kind and answers its requests from the registry."""
 
     registry: ToolRegistry
     services: Services
@@ -130,6 +143,7 @@ class McpBinding:
     version: str
     page_size: int = 50
     extension: McpExtension | None = None
+    max_resource_bytes: int = 8 * 1024 * 1024
     _tools: list[types.Tool] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -137,6 +151,7 @@ class McpBinding:
         if self.extension is not None:
             self._tools += self.extension.tools
         self._extra_names = {t.name for t in self.extension.tools} if self.extension else set()
+        self.resources = ResourceDoor(self.registry, self.call_context, self.max_resource_bytes, self.page_size)
 
     def build(self) -> Server[Any]:
         server: Server[Any] = Server(
@@ -148,6 +163,15 @@ class McpBinding:
             on_list_tools=self.on_list_tools,
             on_call_tool=self.on_call_tool,
             get_tool_input_schema=self.input_schema,
+            on_list_resources=self.on_list_resources,
+            on_list_resource_templates=self.on_list_resource_templates,
+            on_read_resource=self.on_read_resource,
+            on_subscribe_resource=self.on_subscribe_resource,
+            on_unsubscribe_resource=self.on_unsubscribe_resource,
+            on_subscriptions_listen=ListenHandler(self.resources.bus),
+            on_list_prompts=self.on_list_prompts,
+            on_get_prompt=self.on_get_prompt,
+            on_completion=self.on_completion,
         )
         if self.extension is not None:
             self.extension.install(server)
@@ -169,39 +193,52 @@ class McpBinding:
             raise MCPError(code=INTERNAL_ERROR, message="request reached the MCP handler unauthenticated")
         return principal
 
+    def call_context(self, ctx: ServerRequestContext[Any]) -> CallContext:
+        return CallContext(principal=self.principal(ctx), services=self.services, request_id=new_request_id(),
+                           door=f"mcp-{self.transport}", progress=_progress_sender(ctx))
+
+    # --- tools -----------------------------------------------------------------------------------
+
     async def on_list_tools(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        offset = decode_cursor(params.cursor) if params is not None and params.cursor else 0
-        page = self._tools[offset: offset + self.page_size]
-        end = offset + len(page)
-        return types.ListToolsResult(tools=page, next_cursor=encode_cursor(end) if end < len(self._tools) else None)
+        page, next_cursor = paginate(self._tools, params, self.page_size)
+        return types.ListToolsResult(tools=page, next_cursor=next_cursor)
 
     def serves_directly(self, name: str) -> bool:
         """Whether a plain JSON tools/call for this tool may skip the SDK's per-request machinery."""
-        return self.registry.has_tool(name) and name not in self._extra_names
+        return name not in self._extra_names
 
-    async def call_plain(self, name: str, arguments: dict[str, Any], principal: Principal) -> dict[str, Any]:
-        """Answer a handshake-era tools/call from a JSON-only client: the same result the SDK path gives.
+    async def call(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """The one call path of both MCP routes: the result as CallToolResult wire JSON, or an MCPError.
 
-        In JSON response mode the SDK can deliver no notifications for a request, so such a call is
-        request in, result out; building the result here saves the SDK's per-request transport,
-        session and task-group set-up (about 0.5 ms of CPU per call, see BENCHMARKS.md).
+        Unknown tools are protocol errors (-32602); our typed errors are `isError` results; anything
+        else is logged with its request id and answered as an internal error that leaks nothing.
         """
-        request_id = new_request_id()
-        ctx = CallContext(principal=principal, services=self.services, request_id=request_id, door="mcp-http")
+        if not self.registry.has_tool(name):
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name}")
         try:
             outcome = await self.registry.call_tool(name, arguments, ctx)
         except QuantdeskError as exc:
-            return {"result": _dump(error_result(exc))}
+            return error_payload(exc)
         except Exception:
-            logger.exception("tool call failed", extra={"request_id": request_id, "tool": name})
-            return {"error": {"code": INTERNAL_ERROR, "message": f"internal error (request id {request_id})"}}
-        if outcome.content:
-            return {"result": _dump(call_result(outcome))}
-        # The dict _dump(call_result(outcome)) gives, without building three pydantic models per call.
-        return {"result": {"content": [{"type": "text", "text": outcome.text()}], "isError": False,
-                           "structuredContent": outcome.structured}}
+            logger.exception("tool call failed", extra={"request_id": ctx.request_id, "tool": name})
+            raise MCPError(code=INTERNAL_ERROR, message=f"internal error (request id {ctx.request_id})") from None
+        return result_payload(outcome)
+
+    async def call_plain(self, name: str, arguments: dict[str, Any], principal: Principal) -> dict[str, Any]:
+        """Answer a handshake-era tools/call from a JSON-only client: `{"result": ...}` or `{"error": ...}`.
+
+        In JSON response mode the SDK can deliver no notifications for a request, so such a call is
+        request in, result out; answering here saves the SDK's per-request transport, session and
+        task-group set-up (about 0.5 ms of CPU per call, see BENCHMARKS.md). The answer is built by
+        `call`, as on the SDK path.
+        """
+        ctx = CallContext(principal=principal, services=self.services, request_id=new_request_id(), door="mcp-http")
+        try:
+            return {"result": await self.call(name, arguments, ctx)}
+        except MCPError as exc:
+            return {"error": exc.error.model_dump(mode="json", exclude_none=True)}
 
     async def on_call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
@@ -210,29 +247,79 @@ class McpBinding:
         arguments = dict(params.arguments or {})
         if name in self._extra_names and self.extension is not None:
             return await self.extension.call_tool(ctx, name, arguments, params)
-        if not self.registry.has_tool(name):
-            raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name}")
-        request_id = new_request_id()
-        call_ctx = CallContext(
-            principal=self.principal(ctx),
-            services=self.services,
-            request_id=request_id,
-            door=f"mcp-{self.transport}",
-            progress=_progress_sender(ctx),
-        )
-        try:
-            outcome = await self.registry.call_tool(name, arguments, call_ctx)
-        except QuantdeskError as exc:
-            return error_result(exc)
-        except Exception:
-            logger.exception("tool call failed", extra={"request_id": request_id, "tool": name})
-            raise MCPError(code=INTERNAL_ERROR, message=f"internal error (request id {request_id})") from None
-        return call_result(outcome)
+        return types.CallToolResult.model_validate(await self.call(name, arguments, self.call_context(ctx)))
+
+    # --- resources, prompts, completion ----------------------------------------------------------
+
+    async def on_list_resources(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        extra = self.extension.resources if self.extension is not None else []
+        page, next_cursor = paginate([*await self.resources.concrete_resources(ctx), *extra], params, self.page_size)
+        return types.ListResourcesResult(resources=page, next_cursor=next_cursor)
+
+    async def on_list_resource_templates(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        extra = self.extension.resource_templates if self.extension is not None else []
+        page, next_cursor = paginate([*self.resources.templates(), *extra], params, self.page_size)
+        return types.ListResourceTemplatesResult(resource_templates=page, next_cursor=next_cursor)
+
+    async def on_read_resource(
+        self, ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult | types.InputRequiredResult:
+        uri = str(params.uri)
+        if self.extension is not None:
+            answer = await self.extension.read_resource(ctx, uri)
+            if answer is not None:
+                return answer
+        return await self.resources.read(ctx, uri)
+
+    async def on_subscribe_resource(self, ctx: ServerRequestContext[Any],
+                                    params: types.SubscribeRequestParams) -> types.EmptyResult:
+        uri = str(params.uri)
+        extra = {r.uri for r in self.extension.resources} if self.extension is not None else set()
+        if uri in extra:
+            self.resources.subscribers.add(uri, ctx.session)
+        else:
+            self.resources.subscribe(ctx, uri)
+        return types.EmptyResult()
+
+    async def on_unsubscribe_resource(self, ctx: ServerRequestContext[Any],
+                                      params: types.UnsubscribeRequestParams) -> types.EmptyResult:
+        self.resources.unsubscribe(ctx, str(params.uri))
+        return types.EmptyResult()
+
+    async def on_list_prompts(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        extra = self.extension.prompts if self.extension is not None else []
+        page, next_cursor = paginate([*self.resources.prompt_definitions(), *extra], params, self.page_size)
+        return types.ListPromptsResult(prompts=page, next_cursor=next_cursor)
+
+    async def on_get_prompt(
+        self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult | types.InputRequiredResult:
+        if self.extension is not None:
+            answer = await self.extension.get_prompt(ctx, params)
+            if answer is not None:
+                return answer
+        return self.resources.render_prompt(ctx, params.name, dict(params.arguments or {}))
+
+    async def on_completion(self, ctx: ServerRequestContext[Any],
+                            params: types.CompleteRequestParams) -> types.CompleteResult:
+        return await self.resources.complete(ctx, params)
 
 
-def _dump(result: types.CallToolResult) -> dict[str, Any]:
-    # resultType belongs to the 2026-07-28 wire only; the SDK leaves it out of handshake-era answers.
-    return result.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"result_type"})
+T = TypeVar("T")
+
+
+def paginate(items: list[T], params: types.PaginatedRequestParams | None, page_size: int) -> tuple[list[T], str | None]:
+    """One page of a list by an opaque offset cursor, and the cursor of the next page (None at the end)."""
+    offset = decode_cursor(params.cursor) if params is not None and params.cursor else 0
+    page = items[offset: offset + page_size]
+    end = offset + len(page)
+    return page, encode_cursor(end) if end < len(items) else None
 
 
 def _progress_sender(ctx: ServerRequestContext[Any]) -> Callable[[float, float | None, str | None], Awaitable[None]]:

@@ -1,12 +1,17 @@
-"""MCP over Streamable HTTP at exactly `/mcp`: authentication, then one of two SDK session managers.
+"""MCP over Streamable HTTP at exactly `/mcp`: authentication, then the SDK's session managers under one rule.
 
-Two managers serve one SDK `Server`, chosen per request:
-- a client that accepts `text/event-stream` (every MCP SDK client, the conformance suite, the
-  Inspector) gets the stateful SSE manager: sessions, progress notifications, server-to-client
-  requests, cancellation by closing the stream;
-- a client that does not (curl with `Content-Type: application/json`, as in the Aleatoric
-  document) gets the stateless JSON manager: one JSON-RPC object per POST, no initialize needed.
-The 2026-07-28 per-request era is stateless in both, and the SDK serves it unchanged.
+The rule (the same whatever the Accept header says):
+- a session exists only when a client asks for one: an `initialize` whose Accept lists
+  `text/event-stream` (every MCP SDK client, the conformance suite, the Inspector) opens a
+  stateful session, with progress notifications, server-to-client requests and cancellation by
+  closing the stream; a request carrying `Mcp-Session-Id` is served in that session (404 when
+  it is unknown), answered as JSON when its Accept has no `text/event-stream`;
+- everything else is stateless and never asked for a session id: curl with
+  `Content-Type: application/json` (the Aleatoric document) gets one JSON-RPC object per POST,
+  with no initialize needed; a client that accepts SSE gets its progress on the POST's stream;
+- an error reply never carries a session id, and GET or DELETE without a session is 405.
+2025-03-26 JSON-RPC batches are accepted in and outside a session. The 2026-07-28 per-request
+era is stateless, and the SDK serves it unchanged.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.types import Message, Receive, Scope, Send
 
 from quantdesk.server.auth import Authenticator, credential_from_headers
@@ -35,6 +40,9 @@ from quantdesk.server.settings import Settings, is_loopback_host
 MCP_DOOR_SCOPE = "mcp"
 WATCH_DISCONNECT_AFTER_SECONDS = 0.05
 BATCH_VERSION = "2025-03-26"  # the only revision with JSON-RPC batches; the SDK itself rejects arrays
+SUPPORTED_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
+UNSUPPORTED_VERSION = -32022  # 2026-07-28's code; a handshake-era client reads the 400 and the message
+SSE_ACCEPT = (b"accept", b"application/json, text/event-stream")
 
 
 class McpHttpDoor:
@@ -55,14 +63,18 @@ class McpHttpDoor:
             app=server, stateless=True, json_response=True, security_settings=security,
             max_request_body_size=settings.max_body_bytes,
         )
-        self.sse_manager = StreamableHTTPSessionManager(
+        self.stream_manager = StreamableHTTPSessionManager(
+            app=server, stateless=True, json_response=False, security_settings=security,
+            max_request_body_size=settings.max_body_bytes,
+        )
+        self.session_manager = StreamableHTTPSessionManager(
             app=server, stateless=False, json_response=False, security_settings=security,
             max_request_body_size=settings.max_body_bytes,
         )
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
-        async with self.json_manager.run(), self.sse_manager.run():
+        async with self.json_manager.run(), self.stream_manager.run(), self.session_manager.run():
             yield
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -77,28 +89,57 @@ class McpHttpDoor:
         except (Unauthorized, Forbidden) as exc:
             status = 401 if isinstance(exc, Unauthorized) else 403
             extra = [(b"www-authenticate", b'Bearer realm="quantdesk"')] if status == 401 else []
-            await send_json(send, status, {"jsonrpc": "2.0", "id": None,
-                                           "error": {"code": -32001, "message": exc.message}}, extra)
+            await send_json(send, status, _rpc_error(None, -32001, exc.message), extra)
+            return
+        version = headers.get("mcp-protocol-version")
+        if version is not None and version not in SUPPORTED_VERSIONS:
+            await send_json(send, 400, _rpc_error(
+                None, UNSUPPORTED_VERSION, f"Unsupported MCP-Protocol-Version {version[:40]!r}: this server supports "
+                f"{', '.join(SUPPORTED_VERSIONS)}", {"supported": list(SUPPORTED_VERSIONS), "requested": version[:40]}))
             return
         scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
         # The SDK binds a stateful session to the credential that opened it: another key gets 404.
         identity = principal.key_id or "local"
         token = AccessToken(token=identity, client_id=identity, scopes=sorted(principal.scopes))
         scope["user"] = AuthenticatedUser(token)
-        if "mcp-session-id" in headers or "text/event-stream" in headers.get("accept", ""):
-            await self.sse_manager.handle_request(scope, receive, send)
+        streams = "text/event-stream" in headers.get("accept", "")
+        if "mcp-session-id" in headers and version not in MODERN_PROTOCOL_VERSIONS:
+            await self._in_session(scope, headers, streams, receive, send)
             return
-        if scope["method"] == "POST":
-            body = await _read_body(receive)
-            if body.lstrip().startswith(b"["):
-                await self._batch(scope, body, headers, receive, send)
-                return
+        if scope["method"] != "POST":
+            await send_json(send, 405, _rpc_error(None, -32600, "GET and DELETE need an Mcp-Session-Id: open a "
+                                                  "session with initialize (Accept: text/event-stream) first"),
+                            [(b"allow", b"POST")])
+            return
+        body = await _read_body(receive)
+        if body.lstrip().startswith(b"["):
+            await self._batch(self.json_manager, scope, body, headers, receive, send)
+            return
+        if streams and version not in MODERN_PROTOCOL_VERSIONS and _is_initialize(body):
+            await self.session_manager.handle_request(scope, _replay(body, receive), _without_session_on_error(send))
+            return
+        if not streams:
             call = self._plain_call(body, headers)
             if call is not None:
                 await self._answer_plain_call(call, principal, receive, send)
                 return
-            receive = _replay(body, receive)
-        await self.json_manager.handle_request(scope, receive, send)
+        manager = self.stream_manager if streams else self.json_manager
+        await manager.handle_request(scope, _replay(body, receive), send)
+
+    async def _in_session(self, scope: Scope, headers: dict[str, str], streams: bool, receive: Receive,
+                          send: Send) -> None:
+        """A request in a session: the session's own transport serves it, as JSON when the client asks for JSON."""
+        if scope["method"] != "POST":
+            await self.session_manager.handle_request(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if body.lstrip().startswith(b"["):
+            await self._batch(self.session_manager, scope, body, headers, receive, send)
+        elif streams:
+            await self.session_manager.handle_request(scope, _replay(body, receive), send)
+        else:
+            status, payload = await _capture(self.session_manager.handle_request, scope, body, receive)
+            await _send_captured(send, status, payload)
 
     def _plain_call(self, body: bytes, headers: dict[str, str]) -> dict[str, Any] | None:
         """The message, when it is a single handshake-era tools/call the binding can answer directly."""
@@ -152,9 +193,9 @@ class McpHttpDoor:
         if answer is not None:
             await send_json(send, 200, {"jsonrpc": "2.0", "id": message["id"], **answer})
 
-    async def _batch(self, scope: Scope, body: bytes, headers: dict[str, str], receive: Receive,
-                     send: Send) -> None:
-        """2025-03-26 batches: each element runs as its own stateless request; answers come back as one array."""
+    async def _batch(self, manager: StreamableHTTPSessionManager, scope: Scope, body: bytes,
+                     headers: dict[str, str], receive: Receive, send: Send) -> None:
+        """2025-03-26 batches: each element is served on its own; the answers come back as one JSON array."""
         version = headers.get("mcp-protocol-version", BATCH_VERSION)
         try:
             items = orjson.loads(body)
@@ -169,7 +210,7 @@ class McpHttpDoor:
             return
         answers = []
         for item in items:
-            status, payload = await _capture(self.json_manager.handle_request, scope, orjson.dumps(item), receive)
+            status, payload = await _capture(manager.handle_request, scope, orjson.dumps(item), receive)
             if payload:
                 answers.append(orjson.loads(payload))
             elif status >= 400:
@@ -182,8 +223,31 @@ class McpHttpDoor:
         await send_json(send, 200, answers)
 
 
-def _rpc_error(request_id: Any, code: int, message: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+def _rpc_error(request_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+
+
+def _is_initialize(body: bytes) -> bool:
+    try:
+        message = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(message, dict) and message.get("method") == "initialize"
+
+
+def _without_session_on_error(send: Send) -> Send:
+    """An opening request that fails creates no session, so its reply must not name one."""
+
+    async def strip(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            message = {**message, "headers": [(k, v) for k, v in message.get("headers", [])
+                                              if k.lower() != b"mcp-session-id"]}
+        await send(message)
+
+    return strip
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -213,17 +277,53 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _capture(app: Any, scope: Scope, body: bytes, receive: Receive) -> tuple[int, bytes]:
+    """Serve one message and return its HTTP status and JSON-RPC answer, taken out of an SSE stream if need be.
+
+    Session transports answer on an SSE stream; a JSON-only client and a batch need the one
+    response message, which is the last `data:` event carrying an id (notifications before it
+    are dropped, as the SDK's own JSON mode drops them).
+    """
     status = 500
     chunks: list[bytes] = []
+    event_stream = False
 
     async def send(message: Message) -> None:
-        nonlocal status
+        nonlocal status, event_stream
         if message["type"] == "http.response.start":
             status = message["status"]
+            event_stream = any(k.lower() == b"content-type" and v.startswith(b"text/event-stream")
+                               for k, v in message.get("headers", []))
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 
-    headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
-    headers.append((b"content-length", str(len(body)).encode()))
+    headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-length", b"accept")]
+    headers += [(b"content-length", str(len(body)).encode()), SSE_ACCEPT]
     await app({**scope, "headers": headers}, _replay(body, receive), send)
-    return status, b"".join(chunks)
+    payload = b"".join(chunks)
+    if event_stream:
+        payload = _last_response(payload)
+    return status, payload
+
+
+def _last_response(stream: bytes) -> bytes:
+    answer = b""
+    for event in stream.replace(b"\r\n", b"\n").split(b"\n\n"):
+        data = b"\n".join(line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:"))
+        if data.startswith(b"{"):
+            try:
+                message = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(message, dict) and "id" in message and ("result" in message or "error" in message):
+                answer = data
+    return answer
+
+
+async def _send_captured(send: Send, status: int, payload: bytes) -> None:
+    if not payload:
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})

@@ -26,6 +26,7 @@ from jsonschema.exceptions import best_match
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from quantdesk.server.context import SCOPES, CallContext, ServiceFactory
+from quantdesk.server.resources import Listing, PromptArgument, PromptEntry, ResourceEntry
 
 __all__ = ["CallContext", "ToolInput", "ToolOutput", "ToolResult", "ToolSet", "ToolRegistry", "ToolEntry",
            "ImageBlock", "AudioBlock", "ResourceBlock", "FileBlock", "Annotations", "CallOutcome", "discover_tools"]
@@ -283,6 +284,8 @@ class ToolSet:
     def __init__(self, domain: str) -> None:
         self.domain = domain
         self.entries: list[ToolEntry] = []
+        self.resources: list[ResourceEntry] = []
+        self.prompts: list[PromptEntry] = []
         self.factories: dict[type[Any], ServiceFactory] = {}
         self.start_services: list[type[Any]] = []
 
@@ -336,6 +339,27 @@ class ToolSet:
 
         return register
 
+    def resource(self, uri: str, *, tool: str, name: str, title: str, description: str,
+                 mime_type: str = "application/json", select: Callable[[dict[str, Any]], Any] | None = None,
+                 listing: Listing | None = None, changed_by: tuple[str, ...] = (), aliases: tuple[str, ...] = (),
+                 arguments: dict[str, Any] | None = None) -> None:
+        """Expose a tool's result as an MCP resource (a template when `uri` has `{variables}`)."""
+        self.resources.append(ResourceEntry(uri, name, title, description, tool, self.domain, mime_type, select,
+                                            listing, changed_by, aliases, arguments or {}))
+
+    def prompt(self, *, title: str, name: str | None = None, arguments: tuple[PromptArgument, ...] = ()
+               ) -> Callable[[Callable[[dict[str, str]], str]], Callable[[dict[str, str]], str]]:
+        """A prompt whose text `fn(arguments)` renders; the docstring is its description."""
+
+        def register(fn: Callable[[dict[str, str]], str]) -> Callable[[dict[str, str]], str]:
+            description = inspect.cleandoc(fn.__doc__ or "")
+            if not description:
+                raise ValueError(f"prompt {name or fn.__name__}: write a docstring, it is the description")
+            self.prompts.append(PromptEntry(name or fn.__name__, title, description, arguments, fn, self.domain))
+            return fn
+
+        return register
+
     def service(self, kind: type[Any], factory: ServiceFactory, *, at_start: bool = False) -> None:
         """Register how to build a service; `at_start` builds it when the server starts, not on first use.
 
@@ -352,9 +376,11 @@ class ToolRegistry:
 
     def __init__(self, observer: CallObserver | None = None) -> None:
         self._tools: dict[str, ToolEntry] = {}
+        self._resources: dict[str, ResourceEntry] = {}
+        self._prompts: dict[str, PromptEntry] = {}
         self.factories: dict[type[Any], ServiceFactory] = {}
         self.start_services: list[type[Any]] = []
-        self.observer = observer
+        self.observers: list[CallObserver] = [observer] if observer is not None else []
 
     def add_tool(self, entry: ToolEntry) -> None:
         if entry.name in self._tools:
@@ -365,6 +391,14 @@ class ToolRegistry:
     def add_toolset(self, toolset: ToolSet) -> None:
         for entry in toolset.entries:
             self.add_tool(entry)
+        for resource in toolset.resources:
+            if resource.uri in self._resources:
+                raise ValueError(f"duplicate resource {resource.uri!r}")
+            self._resources[resource.uri] = resource
+        for prompt in toolset.prompts:
+            if prompt.name in self._prompts:
+                raise ValueError(f"duplicate prompt {prompt.name!r}")
+            self._prompts[prompt.name] = prompt
         for kind, factory in toolset.factories.items():
             if kind in self.factories:
                 raise ValueError(f"duplicate service factory for {kind.__name__}")
@@ -379,6 +413,30 @@ class ToolRegistry:
 
     def has_tool(self, name: str) -> bool:
         return name in self._tools
+
+    def list_resources(self) -> list[ResourceEntry]:
+        return [self._resources[uri] for uri in sorted(self._resources)]
+
+    def list_prompts(self) -> list[PromptEntry]:
+        return [self._prompts[name] for name in sorted(self._prompts)]
+
+    def get_prompt(self, name: str) -> PromptEntry:
+        try:
+            return self._prompts[name]
+        except KeyError:
+            raise NotFound(f"unknown prompt: {name}") from None
+
+    def check_references(self) -> None:
+        """Every resource, listing and completion names a registered tool (raises at start-up otherwise)."""
+        for resource in self._resources.values():
+            named = [resource.tool, *([resource.listing.tool] if resource.listing else [])]
+            for tool in named:
+                if tool not in self._tools:
+                    raise ValueError(f"resource {resource.uri!r} names unknown tool {tool!r}")
+        for prompt in self._prompts.values():
+            for argument in prompt.arguments:
+                if argument.completion is not None and argument.completion.tool not in self._tools:
+                    raise ValueError(f"prompt {prompt.name!r} completes from unknown tool {argument.completion.tool!r}")
 
     def list_tools(self) -> list[ToolEntry]:
         """Every tool in a deterministic order (by name), as 2026-07-28 asks of tools/list."""
@@ -409,9 +467,9 @@ class ToolRegistry:
             outcome = "internal"
             raise
         finally:
-            if self.observer is not None:
-                self.observer(name if name in self._tools else "_unknown", ctx.door, outcome,
-                              time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            for observer in self.observers:
+                observer(name if name in self._tools else "_unknown", ctx.door, outcome, seconds)
 
     async def open_stream(
         self, name: str, arguments: dict[str, Any] | None, ctx: CallContext

@@ -8,10 +8,10 @@ import httpx
 import pytest
 from pydantic import Field
 
-from quantdesk.compat_http.rows import Profile, Row
 from quantdesk.server.app import create_app
 from quantdesk.server.auth import KeyStore
 from quantdesk.server.registry import CallContext, ToolInput, ToolOutput, ToolSet
+from quantdesk.server.rest_rows import Profile, Row
 from quantdesk.server.settings import Settings
 from quantdesk.server.state import StateStore
 

@@ -29,7 +29,7 @@ def test_the_wheel_holds_the_quantdesk_namespace_only(wheel):
     tops = {n.split("/")[0] for n in names}
     assert tops <= {"quantdesk", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
     for required in ("quantdesk/server/app.py", "quantdesk/server/py.typed", "quantdesk/tools/market/tools.py",
-                     "quantdesk/compat_http/derive.py", "quantdesk/schemas/manifest.py",
+                     "quantdesk/server/rest_derive.py", "quantdesk/schemas/manifest.py",
                      "quantdesk/schemas/simulation_manifest.schema.json", "quantdesk/well_known/mcp.json",
                      "quantdesk/well_known/mcp-config.json"):
         assert required in names, required

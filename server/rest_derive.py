@@ -20,7 +20,6 @@ from sse_starlette import EventSourceResponse
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 
-from quantdesk.compat_http.rows import Profile, Row
 from quantdesk.server.context import CallContext, Principal, ProgressFn
 from quantdesk.server.errors import InternalError, InvalidArgument, Problem, QuantdeskError
 from quantdesk.server.http_auth import authenticate_request
@@ -28,6 +27,7 @@ from quantdesk.server.http_state import STATUS_BY_KIND, HttpState, error_headers
 from quantdesk.server.logs import new_request_id
 from quantdesk.server.openapi import inline_refs
 from quantdesk.server.registry import CallOutcome, FileBlock, ToolEntry
+from quantdesk.server.rest_rows import Profile, Row
 from quantdesk.server.route_table import TableRoute
 
 logger = logging.getLogger("quantdesk.rest")

@@ -1,7 +1,13 @@
-"""The vocabulary of route tables: a `Row` maps one HTTP route onto one tool; a `Profile` is one legacy API."""
+"""The vocabulary of route tables: a `Row` maps one HTTP route onto one tool; a `Profile` is one legacy API.
+
+The tables themselves live in `compat_http/` and import this module; the server finds them by
+discovery, the way it finds tools, so no module of `server/` imports `compat_http`.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -69,3 +75,14 @@ class Profile:
 
     def rows_for(self, registry: ToolRegistry) -> tuple[Row, ...]:
         return self.rows(registry) if callable(self.rows) else self.rows
+
+
+def discover_profiles(package: str = "quantdesk.compat_http") -> list[Profile]:
+    """Every `PROFILE` defined by a module of the package, in module-name order."""
+    root = importlib.import_module(package)
+    profiles = []
+    for info in sorted(pkgutil.iter_modules(root.__path__), key=lambda m: m.name):
+        profile = getattr(importlib.import_module(f"{package}.{info.name}"), "PROFILE", None)
+        if isinstance(profile, Profile):
+            profiles.append(profile)
+    return profiles
