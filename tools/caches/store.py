@@ -1,8 +1,13 @@
-"""Artifacts: a Parquet file plus a manifest JSON beside it, written atomically.
+"""Artifacts: a Parquet file plus a manifest JSON beside it, written atomically, and checked when read.
 
 `ArtifactStore` is the seam: the local filesystem now; an object store (a pyarrow filesystem)
 can stand behind the same interface later. Writers produce a file in `staging()` (same
 filesystem, so the final rename is atomic), then `commit()` publishes it with its manifest.
+
+Every lookup (`get`, `verify`) checks the file's size against its manifest; `verify(sha256=True)`
+also checks its digest (on cache hits and exports, where reading the file once is cheap next to
+what follows). A file that fails is moved to `.quarantine/` beside the artifacts, never served,
+and `ArtifactDamaged` says so.
 """
 
 from __future__ import annotations
@@ -10,19 +15,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from quantdesk.server.errors import InvalidArgument, NotFound, Problem
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,95}$"
 _NAME = re.compile(NAME_PATTERN)
 PARQUET = "application/vnd.apache.parquet"
+logger = logging.getLogger("quantdesk.caches")
 
 
 def check_name(name: str, field: str = "cache_key") -> str:
@@ -31,6 +39,17 @@ def check_name(name: str, field: str = "cache_key") -> str:
         raise InvalidArgument.from_problems([Problem(f"$.{field}", "must be 1-96 letters, digits, '_' or '-', "
                                                                   "starting with a letter or digit")])
     return name
+
+
+class ArtifactDamaged(NotFound):
+    """An artifact failed verification: it was moved to quarantine and is no longer served."""
+
+    def __init__(self, name: str, reason: str, quarantined_at: str | None = None) -> None:
+        when = f" at {quarantined_at}" if quarantined_at else ""
+        super().__init__(f"cache entry {name!r} failed verification ({reason}) and was moved to quarantine{when}; "
+                         "it is no longer in the cache: generate or normalize it again")
+        self.name = name
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +70,8 @@ class ArtifactStore(Protocol):
 
     def get(self, name: str) -> Artifact: ...
 
+    def verify(self, name: str, *, expected_bytes: int | None = None, sha256: bool = False) -> Artifact: ...
+
     def read_manifest(self, name: str) -> dict[str, Any]: ...
 
     def delete(self, name: str) -> bool: ...
@@ -62,6 +83,10 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _signature(stat: os.stat_result) -> tuple[int, int, int, int]:
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
 
 
 def _fsync_dir(path: Path) -> None:
@@ -85,15 +110,28 @@ def write_json_atomically(path: Path, document: dict[str, Any]) -> None:
 
 
 class LocalArtifactStore:
-    """Artifacts in `<data_dir>/artifacts/`: `<name>.parquet` and `<name>.manifest.json`."""
+    """Artifacts in `<data_dir>/artifacts/`: `<name>.parquet` and `<name>.manifest.json`.
+
+    Staged files carry the writer's `owner` token in their name (`<name>.<owner>.<random>.parquet`,
+    and the pipeline's temporary file beside it starts with that name), so start-up clean-up can
+    tell a dead writer's leftovers from a live one's work in progress. `on_quarantine(name, reason)`
+    is called after a damaged artifact was moved away (the cache service drops its index entry).
+    """
 
     backend = "local"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, owner: str | None = None,
+                 on_quarantine: Callable[[str, str], None] | None = None) -> None:
         self.root = root
+        self.owner = owner or f"p{os.getpid()}-{secrets.token_hex(4)}"
+        self.on_quarantine = on_quarantine
         root.mkdir(parents=True, exist_ok=True)
         self._staging = root / ".staging"
         self._staging.mkdir(exist_ok=True)
+        self.quarantine_dir = root / ".quarantine"
+        # name -> (inode, size, mtime, ctime) of the file whose digest last matched, so an unchanged file is
+        # not hashed again. Any write to the file changes its ctime, which no caller can set back.
+        self._digest_ok: dict[str, tuple[int, int, int, int]] = {}
 
     def parquet_path(self, name: str) -> Path:
         return self.root / f"{check_name(name)}.parquet"
@@ -104,7 +142,7 @@ class LocalArtifactStore:
     @contextlib.contextmanager
     def staging(self, name: str) -> Iterator[Path]:
         """A private path to write into; removed afterwards unless committed."""
-        staged = self._staging / f"{check_name(name)}.{secrets.token_hex(4)}.parquet"
+        staged = self._staging / f"{check_name(name)}.{self.owner}.{secrets.token_hex(4)}.parquet"
         try:
             yield staged
         finally:
@@ -124,32 +162,88 @@ class LocalArtifactStore:
         except BaseException:
             manifest_file.unlink(missing_ok=True)
             raise
+        self._digest_ok[name] = _signature(target.stat())
         return Artifact(name, target, manifest_file, size, digest)
 
     def get(self, name: str) -> Artifact:
-        path = self.parquet_path(name)
-        if not path.exists():
-            raise NotFound(f"no artifact named {name!r}")
+        """The artifact, after checking its size against its manifest (a damaged one is quarantined)."""
+        return self.verify(name)
+
+    def verify(self, name: str, *, expected_bytes: int | None = None, sha256: bool = False) -> Artifact:
+        """Check the file against its manifest (size; the digest too when `sha256`) and an index's `expected_bytes`.
+
+        Raises `NotFound` when there is no such artifact, and `ArtifactDamaged` (after moving its files
+        to quarantine) when there is one that fails.
+        """
+        path, manifest_file = self.parquet_path(name), self.manifest_path(name)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            if manifest_file.exists() or expected_bytes is not None:
+                self.quarantine(name, "its Parquet file is missing")
+            raise NotFound(f"no artifact named {name!r}") from None
         manifest = self.read_manifest(name)
-        return Artifact(name, path, self.manifest_path(name), path.stat().st_size, str(manifest.get("file_sha256")))
+        recorded = manifest.get("content_length_bytes")
+        for expected, source in ((recorded, "its manifest"), (expected_bytes, "the cache index")):
+            if expected is not None and stat.st_size != expected:
+                self.quarantine(name, f"the file is {stat.st_size} bytes, {source} records {expected}")
+        digest = str(manifest.get("file_sha256"))
+        if sha256 and self._digest_ok.get(name) != _signature(stat):
+            if sha256_file(path) != digest:
+                self.quarantine(name, "its sha256 differs from the one recorded when it was written")
+            self._digest_ok[name] = _signature(stat)
+        return Artifact(name, path, manifest_file, stat.st_size, digest)
 
     def read_manifest(self, name: str) -> dict[str, Any]:
         path = self.manifest_path(name)
-        if not path.exists():
-            raise NotFound(f"no artifact named {name!r}")
-        document: dict[str, Any] = json.loads(path.read_text())
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            if self.parquet_path(name).exists():
+                self.quarantine(name, "its manifest is missing")
+            raise NotFound(f"no artifact named {name!r}") from None
+        try:
+            document = json.loads(text)
+        except ValueError:
+            self.quarantine(name, "its manifest is not valid JSON")
+        if not isinstance(document, dict):
+            self.quarantine(name, "its manifest is not a JSON object")
         return document
 
+    def quarantine(self, name: str, reason: str) -> NoReturn:
+        """Move the artifact's files to `.quarantine/` with a note of why, tell `on_quarantine`, and raise."""
+        at = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        self.quarantine_dir.mkdir(exist_ok=True)
+        moved = []
+        for source in (self.parquet_path(name), self.manifest_path(name)):
+            with contextlib.suppress(FileNotFoundError):
+                target = self.quarantine_dir / f"{name}.{at}.{source.name.removeprefix(name + '.')}"
+                os.replace(source, target)
+                moved.append(target.name)
+        write_json_atomically(self.quarantine_dir / f"{name}.{at}.reason.json",
+                              {"cache_key": name, "reason": reason, "quarantined_at": at, "files": moved})
+        self._digest_ok.pop(name, None)
+        logger.error("artifact %s failed verification (%s): moved to %s", name, reason, self.quarantine_dir)
+        if self.on_quarantine is not None:
+            self.on_quarantine(name, reason)
+        raise ArtifactDamaged(name, reason, at)
+
     def delete(self, name: str) -> bool:
+        self._digest_ok.pop(name, None)
         existed = self.parquet_path(name).exists()
         self.parquet_path(name).unlink(missing_ok=True)
         self.manifest_path(name).unlink(missing_ok=True)
         return existed
 
-    def clean_staging(self) -> int:
-        """Remove what an interrupted writer left behind (run at start-up)."""
-        removed = 0
+    def clean_staging(self, owner_of: Callable[[str], str | None] = lambda name: None) -> list[tuple[str, int]]:
+        """Remove what interrupted writers left behind (run at start-up): every staged file but those whose
+        writer still runs (`owner_of(file name)` names a live owner). Returns each removed name and size."""
+        removed: list[tuple[str, int]] = []
         for leftover in self._staging.iterdir():
-            leftover.unlink(missing_ok=True)
-            removed += 1
+            if owner_of(leftover.name) is not None:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                size = leftover.stat().st_size
+                leftover.unlink()
+                removed.append((leftover.name, size))
         return removed

@@ -1,7 +1,12 @@
-"""Cache tools: statistics, provenance manifests, Parquet export, SSE replay, deletion."""
+"""Cache tools: statistics, provenance manifests, Parquet export, SSE replay, deletion.
+
+Every lookup goes through the verifying index and store: a damaged artifact is quarantined and
+answered as not found with its reason; statistics list only entries whose files are whole.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -11,6 +16,7 @@ from pydantic import Field
 from quantdesk.schemas.events import BookEvent, TradeEvent
 from quantdesk.server.errors import InvalidArgument, Problem
 from quantdesk.server.registry import CallContext, ToolInput, ToolOutput, ToolResult, ToolSet
+from quantdesk.tools.caches.index import CacheEntry
 from quantdesk.tools.caches.service import CacheService
 from quantdesk.tools.caches.store import NAME_PATTERN, PARQUET
 
@@ -81,8 +87,7 @@ class ClearInput(ToolInput):
     confirm: bool = Field(False, description="Must be true: clearing deletes every cache entry and its artifact.")
 
 
-def _entry_out(service: CacheService, cache_key: str) -> CacheEntryOut:
-    entry = service.index.get(cache_key)
+def _entry_out(entry: CacheEntry) -> CacheEntryOut:
     return CacheEntryOut(cache_key=entry.cache_key, kind=entry.kind, manifest_hash=entry.manifest_hash,
                          job_id=entry.job_id, rows=entry.rows, bytes=entry.bytes,
                          uncompressed_bytes=entry.uncompressed_bytes, compression_ratio=entry.compression_ratio,
@@ -93,7 +98,7 @@ def _entry_out(service: CacheService, cache_key: str) -> CacheEntryOut:
 async def get_cache_stats(args: NoArguments, ctx: CallContext) -> CacheStatsOutput:
     """List every cached dataset and normalized batch with rows, Parquet bytes and compression ratio, plus totals."""
     service = ctx.services.get(CacheService)
-    entries = [_entry_out(service, e.cache_key) for e in service.index.entries()]
+    entries = [_entry_out(e) for e in service.index.entries()]  # each file's size checked on the way
     total_bytes = sum(e.bytes for e in entries)
     total_raw = sum(e.uncompressed_bytes for e in entries)
     return CacheStatsOutput(entries=entries, total_entries=len(entries), total_rows=sum(e.rows for e in entries),
@@ -118,8 +123,7 @@ async def export_cache(args: CacheKeyInput, ctx: CallContext) -> ToolResult:
     and gives its download URL, size and sha256.
     """
     service = ctx.services.get(CacheService)
-    service.index.get(args.cache_key)
-    artifact = service.store.get(args.cache_key)
+    artifact = await anyio.to_thread.run_sync(service.verified, args.cache_key)  # size and sha256, off the loop
     output = ExportOutput(cache_key=args.cache_key, download_url=service.download_url(args.cache_key),
                           content_length_bytes=artifact.bytes, file_sha256=artifact.sha256, media_type=PARQUET)
     return ToolResult(output, (service.link(artifact),))
@@ -130,26 +134,28 @@ async def stream_cache(args: StreamCacheInput, ctx: CallContext) -> AsyncIterato
     """Replay a cached dataset's trade and book events in time order, paced by their timestamps divided by
     `speed` (0 = as fast as possible). Over SSE every event is sent; over MCP at most 10,000 are returned."""
     service = ctx.services.get(CacheService)
-    events = service.events(args.cache_key)
     previous: int | None = None
     sent = 0
-    for event in events:
-        if args.speed > 0 and previous is not None and event.timestamp_ms > previous:
-            await anyio.sleep((event.timestamp_ms - previous) / 1000.0 / args.speed)
-        previous = event.timestamp_ms
-        yield event
-        sent += 1
-        if args.max_events is not None and sent >= args.max_events:
-            return
-        if sent % 1024 == 0:
-            await anyio.sleep(0)  # let the loop breathe on an unpaced replay
+    # closing(): the file and its buffers go as soon as this stream ends or is closed, even if something
+    # (a kept traceback, a task group) still holds this frame.
+    with contextlib.closing(service.events(args.cache_key)) as events:
+        for event in events:
+            if args.speed > 0 and previous is not None and event.timestamp_ms > previous:
+                await anyio.sleep((event.timestamp_ms - previous) / 1000.0 / args.speed)
+            previous = event.timestamp_ms
+            yield event
+            sent += 1
+            if args.max_events is not None and sent >= args.max_events:
+                return
+            if sent % 1024 == 0:
+                await anyio.sleep(0)  # let the loop breathe on an unpaced replay
 
 
 @tools.tool(scope="generate", title="Delete a cache entry", destructive=True, idempotent=True)
 async def delete_cache(args: CacheKeyInput, ctx: CallContext) -> DeleteOutput:
     """Delete one cache entry and its artifact files."""
     service = ctx.services.get(CacheService)
-    service.index.get(args.cache_key)
+    service.index.get(args.cache_key, check=False)  # a damaged entry can still be deleted
     service.delete(args.cache_key)
     return DeleteOutput(deleted=1, cache_keys=[args.cache_key])
 
