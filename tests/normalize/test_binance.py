@@ -69,7 +69,7 @@ def test_the_market_option_overrides_the_message_shape() -> None:
 
 def test_an_unknown_market_is_refused_when_the_normalizer_is_made() -> None:
     with pytest.raises(ValueError):
-        Normalizer("binance", market="coinm")
+        Normalizer("binance", market="inverse")
 
 
 def test_dated_usdm_symbols_map_to_dated_canonical_symbols() -> None:
@@ -178,13 +178,13 @@ def test_usdm_partial_depth_arrives_as_depth_update_and_replaces_the_book() -> N
     assert result.events[1]["bids"] == [{"price": 42990.0, "size": 3.0}]
 
 
-def test_spot_book_ticker_uses_the_capture_time_and_futures_its_event_time() -> None:
+def test_spot_book_ticker_uses_the_capture_time_and_futures_its_match_time() -> None:
     spot = {"u": 5, "s": "BTCUSDT", "b": "1.0", "B": "2", "a": "1.5", "A": "3"}
     futures = {"e": "bookTicker", "u": 6, "E": T0, "T": T0 - 1, "s": "BTCUSDT", "b": "1.0", "B": "2", "a": "1.5",
                "A": "3"}
     result = Normalizer("binance").normalize([{"payload": spot, "capture_time_ms": T0 + 9}, futures])
     assert (result.events[0]["timestamp_ms"], result.events[0]["capture_time_ms"]) == (T0 + 9, T0 + 9)
-    assert (result.events[1]["exchange"], result.events[1]["timestamp_ms"]) == ("binance_futures", T0)
+    assert (result.events[1]["exchange"], result.events[1]["timestamp_ms"]) == ("binance_futures", T0 - 1)
 
 
 def test_a_clock_stamps_capture_time_when_no_envelope_gives_one() -> None:

@@ -17,6 +17,7 @@ from quantdesk.tools.normalize import Counts, Normalizer, NormalizeResult, event
 SOURCES = {
     "binance_spot": ("binance", "BTCUSDT"),
     "binance_usdm": ("binance", "BTC-USDT-PERP"),
+    "binance_coinm": ("binance", None),
     "okx": ("okx", None),
     "bybit": ("bybit", None),
     "hyperliquid": ("hyperliquid", None),

@@ -17,7 +17,9 @@ from quantdesk.tools.normalize import (
 )
 from quantdesk.tools.normalize.outcomes import MessageError
 from quantdesk.tools.normalize.symbols import (
+    BinanceMarket,
     binance_symbol,
+    binance_symbol_market,
     bybit_symbol,
     cme_contract,
     last_friday,
@@ -26,19 +28,29 @@ from quantdesk.tools.normalize.symbols import (
 )
 
 
-@pytest.mark.parametrize(("raw", "futures", "symbol"), [
-    ("BTCUSDT", False, "BTC-USDT"), ("BTCUSDT", True, "BTC-USDT-PERP"), ("ETHBTC", False, "ETH-BTC"),
-    ("1000PEPEUSDT", True, "1000PEPE-USDT-PERP"), ("USDCUSDT", False, "USDC-USDT"), ("BNBFDUSD", False, "BNB-FDUSD"),
-    ("BTCUSDT_251226", True, "BTC-USDT-251226")])
-def test_binance_symbols(raw: str, futures: bool, symbol: str) -> None:
-    assert binance_symbol(raw, futures) == symbol
+@pytest.mark.parametrize(("raw", "market", "symbol"), [
+    ("BTCUSDT", "spot", "BTC-USDT"), ("BTCUSDT", "usdm", "BTC-USDT-PERP"), ("ETHBTC", "spot", "ETH-BTC"),
+    ("1000PEPEUSDT", "usdm", "1000PEPE-USDT-PERP"), ("USDCUSDT", "spot", "USDC-USDT"),
+    ("BNBFDUSD", "spot", "BNB-FDUSD"),
+    ("BTCUSDT_251226", "usdm", "BTC-USDT-251226"), ("BTCUSD_PERP", "coinm", "BTC-USD-PERP"),
+    ("ETHUSD_210924", "coinm", "ETH-USD-210924")])
+def test_binance_symbols(raw: str, market: BinanceMarket, symbol: str) -> None:
+    assert binance_symbol(raw, market) == symbol
 
 
-@pytest.mark.parametrize(("raw", "futures"), [("BTCUSD_PERP", True), ("BTCUSDT_251226", False), ("btcusdt", False),
-                                              ("USDT", False), ("BTC-USDT", False)])
-def test_binance_symbols_that_cannot_be_mapped_are_refused(raw: str, futures: bool) -> None:
+@pytest.mark.parametrize(("raw", "market"), [("BTCUSD_PERP", "usdm"), ("ETHUSD_210924", "usdm"),
+                                             ("BTCUSDT_251226", "spot"), ("BTCUSDT_PERP", "coinm"),
+                                             ("BTCUSDT", "coinm"), ("btcusdt", "spot"), ("USDT", "spot"),
+                                             ("BTC-USDT", "spot")])
+def test_binance_symbols_that_cannot_be_mapped_are_refused(raw: str, market: BinanceMarket) -> None:
     with pytest.raises(MessageError):
-        binance_symbol(raw, futures)
+        binance_symbol(raw, market)
+
+
+@pytest.mark.parametrize(("raw", "market"), [("BTCUSD_PERP", "coinm"), ("ETHUSD_210924", "coinm"),
+                                             ("BTCUSDT_250627", "usdm"), ("BTCUSDT", None)])
+def test_a_binance_symbol_names_its_own_market_when_it_can(raw: str, market: str | None) -> None:
+    assert binance_symbol_market(raw) == market
 
 
 @pytest.mark.parametrize(("inst", "symbol", "kind"), [

@@ -1,10 +1,17 @@
-"""Binance spot and USD-M futures: trade, aggTrade, depthUpdate, partial depth, bookTicker, REST snapshots.
+"""Binance spot, USD-M and COIN-M futures: trade, aggTrade, depthUpdate, partial depth, bookTicker, REST snapshots.
 
-Spot or USD-M: the `market` option when given; otherwise the message shape (futures `trade` has `X`,
-spot has `M`; spot `aggTrade` has `M`; futures `depthUpdate` has `pu`; futures `bookTicker` has `e`;
-the futures REST snapshot has `E`/`T`); for a `trade` with neither `M` nor `X`, the market of a
-canonical default symbol (`BTC-USDT-PERP`); otherwise the message is rejected as ambiguous.
-Exchanges are `binance` (spot) and `binance_futures` (USD-M).
+The market: the symbol decides when it can (COIN-M symbols are `BASEUSD_PERP` or `BASEUSD_YYMMDD`,
+quoted in USD; `BASEUSDT_YYMMDD` is a USD-M delivery contract); for plain pairs, which spot and USD-M
+share, the `market` option when given; otherwise the message shape (futures `trade` has `X`, spot has
+`M`; spot `aggTrade` has `M`; futures `depthUpdate` has `pu`; futures `bookTicker` has `e`; the
+futures REST snapshot has `E`/`T`); for a `trade` with neither `M` nor `X`, the market of a canonical
+default symbol (`BTC-USDT-PERP`); otherwise the message is rejected as ambiguous. Exchanges are
+`binance` (spot), `binance_futures` (USD-M) and `binance_coinm` (COIN-M).
+
+COIN-M quantities are contracts worth a fixed USD amount (venues.json: 100 USD for BTC, 10 USD for
+the others; `contract_sizes` keyed by venue symbol overrides): base = contracts x USD / price, in
+trades, book levels and book tickers alike. Futures books and tickers are stamped with the matching
+engine's time `T`, as trades are; `E` only where `T` is absent.
 
 Book sync ("How to manage a local order book correctly"): diffs that arrive before a snapshot
 (or after a gap) are held, at most `max_pending` per book; a snapshot (REST or partial depth)
@@ -23,14 +30,21 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from quantdesk.tools.normalize.book import BookState
 from quantdesk.tools.normalize.canonical import best_first, trade_event
+from quantdesk.tools.normalize.contracts import ContractSize, binance_coinm_usd
 from quantdesk.tools.normalize.emitter import Emitter
 from quantdesk.tools.normalize.outcomes import MessageError
-from quantdesk.tools.normalize.parser import Options, VenueParser, stamp
-from quantdesk.tools.normalize.symbols import binance_raw, binance_symbol
+from quantdesk.tools.normalize.parser import Options, VenueParser, stamp_optional
+from quantdesk.tools.normalize.symbols import (
+    BinanceMarket,
+    binance_raw,
+    binance_symbol,
+    binance_symbol_market,
+    split_pair,
+)
 from quantdesk.tools.normalize.values import (
     INT64_MAX,
     Level,
@@ -49,11 +63,12 @@ from quantdesk.tools.normalize.values import (
     to_int,
 )
 
-EXCHANGES = {False: "binance", True: "binance_futures"}
+EXCHANGES: dict[BinanceMarket, str] = {"spot": "binance", "usdm": "binance_futures", "coinm": "binance_coinm"}
 OFF_BOOK = frozenset({"INSURANCE_FUND", "ADL", "NA"})
 _PARTIAL = re.compile(r"^depth(5|10|20)$")
 MESSAGES = ("trade", "aggTrade", "depthUpdate", "partial depth (depth5/10/20)", "bookTicker",
-            "REST depth snapshot", "markPriceUpdate", "combined stream {stream, data}")
+            "REST depth snapshot", "markPriceUpdate", "combined stream {stream, data}",
+            "COIN-M (BASEUSD_PERP, BASEUSD_YYMMDD: sizes from USD contracts)")
 
 Handler = Callable[[int, dict[str, Any], str | None, int | None, Emitter], None]
 
@@ -66,6 +81,7 @@ class _TradeStream:
     symbol: str
     key: tuple[str, str, str]
     usd_rate: float
+    contract: ContractSize | None  # COIN-M: quantities are USD contracts
 
 
 @dataclass(slots=True)  # not frozen: one per diff, and frozen dataclasses are slow to build
@@ -76,8 +92,8 @@ class _Diff:
     prev_id: int | None
     bids: list[Level]
     asks: list[Level]
-    timestamp_ms: int
-    capture_ms: int
+    timestamp_ms: int | None
+    capture_ms: int | None
     futures: bool
 
 
@@ -91,20 +107,21 @@ def _stream_parts(stream: str | None) -> tuple[str | None, str | None]:
 
 class BinanceParser(VenueParser):
     source = "binance"
-    markets = ("spot", "usdm")
+    markets = ("spot", "usdm", "coinm")
 
     def __init__(self, options: Options) -> None:
         super().__init__(options)
         self._last_trade: dict[tuple[str, str, str], int] = {}
-        self._trade_streams: dict[tuple[str, bool, bool], _TradeStream] = {}
+        self._trade_streams: dict[tuple[str, BinanceMarket, bool], _TradeStream] = {}
+        self._contracts: dict[str, ContractSize] = {}
         self._default_raw: str | None = None
-        self._default_futures: bool | None = None
+        self._default_market: BinanceMarket | None = None
         if options.symbol:
             parsed = binance_raw(options.symbol)
             if parsed is None:
                 self._default_raw = options.symbol
             else:
-                self._default_raw, self._default_futures = parsed
+                self._default_raw, self._default_market = parsed
         self._handlers: dict[str, Handler] = {
             "trade": self._trade, "aggTrade": self._agg_trade, "depthUpdate": self._depth,
             "bookTicker": self._book_ticker, "markPriceUpdate": self._mark_price}
@@ -119,15 +136,35 @@ class BinanceParser(VenueParser):
         """Highest trade id seen per (exchange, symbol, stream); shared with the columnar lane."""
         return self._last_trade
 
-    def is_futures(self, shape: bool | None, raw: str | None) -> bool:
-        """USD-M or spot: the option, else the shape, else the default symbol's market, else ambiguous."""
-        if self.options.market is not None:
-            return self.options.market == "usdm"
+    def market_of(self, shape: bool | None, raw: str | None) -> BinanceMarket:
+        """The symbol's own market (COIN-M, USD-M delivery), else the option, else the shape (True: futures),
+        else the default symbol's market, else ambiguous. `market="spot"` keeps suffixed symbols refused."""
+        option = cast("BinanceMarket | None", self.options.market)
+        by_symbol = binance_symbol_market(raw) if raw is not None else None
+        if by_symbol is not None and option != "spot":
+            return by_symbol
+        if option is not None:
+            return option
         if shape is not None:
-            return shape
-        if self._default_futures is not None and (raw is None or raw == self._default_raw):
-            return self._default_futures
+            return "usdm" if shape else "spot"
+        if self._default_market is not None and (raw is None or raw == self._default_raw):
+            return self._default_market
         raise MessageError("ambiguous_market", "cannot tell spot from USD-M for this message: pass market")
+
+    def coinm_contract(self, raw: str) -> ContractSize:
+        """The USD value of one COIN-M contract of `raw`: `contract_sizes[raw]`, else the venue data."""
+        size = self._contracts.get(raw)
+        if size is None:
+            override = self.options.contract_sizes.get(raw)
+            usd = override if override is not None else binance_coinm_usd(split_pair(raw.partition("_")[0])[0])
+            size = self._contracts[raw] = ContractSize(usd, "usd")
+        return size
+
+    def _base_levels(self, raw: str, market: BinanceMarket, side: list[Level]) -> list[Level]:
+        if market != "coinm":
+            return side
+        size = self.coinm_contract(raw)
+        return [(p, size.to_base(s, p)) for p, s in side]
 
     def handle(self, index: int, msg: object, capture_ms: int | None, out: Emitter) -> None:
         stream: str | None = None
@@ -183,15 +220,16 @@ class BinanceParser(VenueParser):
             shape = m.get("M") is None
         else:
             shape = True if m.get("X") is not None else False if m.get("M") is not None else None
-        futures = self.is_futures(shape, raw)
-        info = self._trade_streams.get((raw, futures, agg))
+        market = self.market_of(shape, raw)
+        info = self._trade_streams.get((raw, market, agg))
         if info is None:
-            symbol = binance_symbol(raw, futures)
-            info = self._trade_streams[(raw, futures, agg)] = _TradeStream(
-                EXCHANGES[futures], symbol, (EXCHANGES[futures], symbol, "aggTrade" if agg else "trade"),
-                self.usd_rate(symbol))
+            symbol = binance_symbol(raw, market)
+            exchange = EXCHANGES[market]
+            info = self._trade_streams[(raw, market, agg)] = _TradeStream(
+                exchange, symbol, (exchange, symbol, "aggTrade" if agg else "trade"), self.usd_rate(symbol),
+                self.coinm_contract(raw) if market == "coinm" else None)
         x = m.get("X")
-        if futures and x is not None:
+        if market != "spot" and x is not None:
             if type(x) is not str:
                 raise MessageError("wrong_type", "'X' must be a string")
             if x in OFF_BOOK:
@@ -203,6 +241,8 @@ class BinanceParser(VenueParser):
         self._last_trade[info.key] = trade_id
         if trade_time >= 10**14:
             trade_time = epoch_ms(trade_time, "T")
+        if info.contract is not None:
+            qty = info.contract.to_base(qty, px)
         notional = None if math.isnan(info.usd_rate) else px * qty * info.usd_rate
         out.emit(index, trade_event(info.exchange, info.symbol, raw, trade_time,
                                     cap if cap is not None else trade_time, "sell" if seller_aggressor else "buy",
@@ -215,22 +255,22 @@ class BinanceParser(VenueParser):
         first_id = integer(m, "U", minimum=0)
         last_id = integer(m, "u", minimum=0)
         prev_id = optional_integer(m, "pu")
-        event_time = optional_integer(m, "E")
         bids = levels(field(m, "b"), "b")
         asks = levels(field(m, "a"), "a")
         if first_id > last_id:
             raise MessageError("invalid_value", f"first update id {first_id} is after the last {last_id}")
-        futures = self.is_futures(prev_id is not None, raw)
-        symbol = binance_symbol(raw, futures)
-        ts, capture = stamp(epoch_ms(event_time, "E") if event_time is not None else None, cap)
+        market = self.market_of(prev_id is not None, raw)
+        symbol = binance_symbol(raw, market)
+        bids, asks = self._base_levels(raw, market, bids), self._base_levels(raw, market, asks)
+        ts, capture = stamp_optional(_exchange_time(m), cap, out)
         kind = _stream_parts(stream)[1]
         if kind is not None and _PARTIAL.match(kind):
-            # USD-M partial depth arrives as depthUpdate: a top-N snapshot, not a diff.
-            state = self.book(EXCHANGES[futures], symbol, raw, kind)
+            # Futures partial depth arrives as depthUpdate: a top-N snapshot, not a diff.
+            state = self.book(EXCHANGES[market], symbol, raw, kind)
             self._apply_snapshot(index, state, bids, asks, last_id, ts, capture, out, first_id, prev_id)
             return
-        state = self.book(EXCHANGES[futures], symbol, raw, "depth")
-        diff = _Diff(index, first_id, last_id, prev_id, bids, asks, ts, capture, futures)
+        state = self.book(EXCHANGES[market], symbol, raw, "depth")
+        diff = _Diff(index, first_id, last_id, prev_id, bids, asks, ts, capture, market != "spot")
         if state.synced:
             self._apply_diff(state, diff, out)
         else:
@@ -240,20 +280,22 @@ class BinanceParser(VenueParser):
         last_update = integer(m, "lastUpdateId", minimum=0)
         bids = levels(field(m, "bids"), "bids")
         asks = levels(field(m, "asks"), "asks")
-        event_time = optional_integer(m, "E")
         stream_symbol, kind = _stream_parts(stream)
-        raw = stream_symbol or self._default_raw
+        own = m.get("symbol")  # COIN-M REST snapshots name their symbol
+        raw = stream_symbol or (own if type(own) is str and own else None) or self._default_raw
         if raw is None:
             raise MessageError("malformed", "a depth snapshot carries no symbol: pass `symbol` or a combined stream")
-        futures = self.is_futures(event_time is not None or m.get("T") is not None, raw)
-        symbol = binance_symbol(raw, futures)
-        ts, capture = stamp(epoch_ms(event_time, "E") if event_time is not None else None, cap)
+        market = self.market_of(m.get("E") is not None or m.get("T") is not None, raw)
+        symbol = binance_symbol(raw, market)
+        bids, asks = self._base_levels(raw, market, bids), self._base_levels(raw, market, asks)
+        ts, capture = stamp_optional(_exchange_time(m), cap, out)
         channel = kind if kind is not None and _PARTIAL.match(kind) else "depth"
-        state = self.book(EXCHANGES[futures], symbol, raw, channel)
+        state = self.book(EXCHANGES[market], symbol, raw, channel)
         self._apply_snapshot(index, state, bids, asks, last_update, ts, capture, out, None, None)
 
-    def _apply_snapshot(self, index: int, state: BookState, bids: list[Level], asks: list[Level], seq: int, ts: int,
-                        capture: int, out: Emitter, seq_first: int | None, seq_prev: int | None) -> None:
+    def _apply_snapshot(self, index: int, state: BookState, bids: list[Level], asks: list[Level], seq: int,
+                        ts: int | None, capture: int | None, out: Emitter, seq_first: int | None,
+                        seq_prev: int | None) -> None:
         if state.synced and state.last_seq is not None and seq < state.last_seq:
             raise MessageError("stale", f"snapshot {seq} is older than the book ({state.last_seq})")
         self.replace(state, bids, asks, seq)
@@ -313,15 +355,14 @@ class BinanceParser(VenueParser):
         update_id = integer(m, "u", minimum=0)
         bid_px, bid_qty = amount(field(m, "b"), "b"), amount(field(m, "B"), "B")
         ask_px, ask_qty = amount(field(m, "a"), "a"), amount(field(m, "A"), "A")
-        event_time = optional_integer(m, "E")
-        futures = self.is_futures(m.get("e") is not None, raw)
-        symbol = binance_symbol(raw, futures)
-        ts, capture = stamp(epoch_ms(event_time, "E") if event_time is not None else None, cap)
-        state = self.book(EXCHANGES[futures], symbol, raw, "bookTicker")
+        market = self.market_of(m.get("e") is not None, raw)
+        symbol = binance_symbol(raw, market)
+        ts, capture = stamp_optional(_exchange_time(m), cap, out)
+        state = self.book(EXCHANGES[market], symbol, raw, "bookTicker")
         if state.last_seq is not None and update_id < state.last_seq:
             raise MessageError("stale", f"bookTicker update {update_id} is older than {state.last_seq}")
-        bids = [(bid_px, bid_qty)] if bid_px > 0 and bid_qty > 0 else []
-        asks = [(ask_px, ask_qty)] if ask_px > 0 and ask_qty > 0 else []
+        bids = self._base_levels(raw, market, [(bid_px, bid_qty)] if bid_px > 0 and bid_qty > 0 else [])
+        asks = self._base_levels(raw, market, [(ask_px, ask_qty)] if ask_px > 0 and ask_qty > 0 else [])
         self.replace(state, bids, asks, update_id)
         self.publish(index, state, out, timestamp_ms=ts, capture_ms=capture, is_snapshot=True, seq_last=update_id)
 
@@ -386,11 +427,22 @@ def _checked_trade(m: dict[str, Any], agg: bool) -> _TradeFields:
     return raw, trade_time, px, qty, seller_aggressor, trade_id, first, last
 
 
+def _exchange_time(m: dict[str, Any]) -> int | None:
+    """The matching engine's time `T` where the message has it (USD-M and COIN-M books, like trades), else the
+    event time `E`, else None (spot bookTicker, partial depth, REST snapshots carry neither)."""
+    for key in ("T", "E"):
+        value = optional_integer(m, key)
+        if value is not None:
+            return epoch_ms(value, key)
+    return None
+
+
 def _mark_detail(m: dict[str, Any]) -> dict[str, Any]:
     """The fields of a markPriceUpdate, parsed (delivery contracts send an empty funding rate and T = 0)."""
     raw = text(m, "s")
+    market = binance_symbol_market(raw) or "usdm"
     detail: dict[str, Any] = {
-        "exchange": "binance_futures", "symbol": binance_symbol(raw, True), "raw_symbol": raw,
+        "exchange": EXCHANGES[market], "symbol": binance_symbol(raw, market), "raw_symbol": raw,
         "timestamp_ms": epoch_ms(integer(m, "E"), "E"), "mark_price": price(field(m, "p"), "p")}
     for key, name in (("i", "index_price"), ("P", "estimated_settle_price")):
         value = m.get(key)

@@ -196,7 +196,7 @@ def run_lane(parser: BinanceParser, table: pa.Table, indices: np.ndarray) -> Lan
         valid &= np.isfinite(prices) & (prices > 0) & np.isfinite(sizes) & (sizes > 0)
     futures, decided = _markets(parser, table, is_agg, raw_codes, raw_values)
     valid &= decided
-    symbol_codes, symbol_values = _symbols(raw_codes, raw_values, futures, valid)
+    symbol_codes, symbol_values = _symbols(parser, raw_codes, raw_values, futures, valid)
     valid &= symbol_codes >= 0
     off_book = valid & futures & _off_book(table)
     emit, rejections, trade_ids = _dedup(parser, valid & ~off_book, is_agg, futures, symbol_codes, symbol_values,
@@ -235,7 +235,7 @@ def _ints(table: pa.Table, name: str) -> np.ndarray:
 
 def _markets(parser: BinanceParser, table: pa.Table, is_agg: np.ndarray, raw_codes: np.ndarray,
              raw_values: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(futures, decided) per row, by the rule of `BinanceParser.is_futures`."""
+    """(futures, decided) per row, by the rule of `BinanceParser.market_of` (`_symbols` checks the symbol's own)."""
     n = table.num_rows
     market = parser.options.market
     if market is not None:
@@ -245,10 +245,10 @@ def _markets(parser: BinanceParser, table: pa.Table, is_agg: np.ndarray, raw_cod
     decided = is_agg | has_x | has_m
     if not decided.all():
         try:
-            default = parser.is_futures(None, None)
+            default = parser.market_of(None, None) != "spot"
         except MessageError:
             return futures, decided
-        # The default market applies to rows whose symbol is the default symbol (see is_futures).
+        # The default market applies to rows whose symbol is the default symbol (see market_of).
         default_raw = parser.default_raw
         codes = [k for k, v in enumerate(raw_values) if v == default_raw]
         fallback = ~decided & (np.isin(raw_codes, codes) if default_raw is not None else True)
@@ -257,15 +257,21 @@ def _markets(parser: BinanceParser, table: pa.Table, is_agg: np.ndarray, raw_cod
     return futures, decided
 
 
-def _symbols(raw_codes: np.ndarray, raw_values: list[str], futures: np.ndarray,
+def _symbols(parser: BinanceParser, raw_codes: np.ndarray, raw_values: list[str], futures: np.ndarray,
              rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Canonical symbol codes per row (-1 when the symbol is unknown: the per-message path rejects it)."""
+    """Canonical symbol codes per row; -1 sends the row to the per-message path: an unknown symbol (rejected
+    there), a symbol whose own market differs from the row's (a delivery contract) or COIN-M (sizes in contracts).
+    """
     pair = raw_codes * 2 + futures
     codes = np.full(len(pair), -1, np.int64)
     values: list[str] = []
     for key in _distinct(pair[rows]):
+        raw, fut = raw_values[key // 2], bool(key % 2)
         try:
-            symbol = binance_symbol(raw_values[key // 2], bool(key % 2))
+            market = parser.market_of(fut, raw)
+            if market != ("usdm" if fut else "spot"):
+                continue
+            symbol = binance_symbol(raw, market)
         except MessageError:
             continue
         if symbol not in values:
@@ -301,7 +307,7 @@ def _dedup(parser: BinanceParser, rows: np.ndarray, is_agg: np.ndarray, futures:
     group_keys = symbol_codes * 4 + futures * 2 + is_agg
     for gk in _distinct(group_keys[rows]):
         sym, fut, agg = symbol_values[gk // 4], bool(gk // 2 % 2), bool(gk % 2)
-        key = (EXCHANGES[fut], sym, "aggTrade" if agg else "trade")
+        key = (EXCHANGES["usdm" if fut else "spot"], sym, "aggTrade" if agg else "trade")
         group = np.flatnonzero(rows & (group_keys == gk))
         group_ids = ids[group]
         start = known.get(key, -1)
@@ -338,7 +344,7 @@ def _events(parser: BinanceParser, emit: np.ndarray, futures: np.ndarray, symbol
         last = pc.if_else(mask, table.column("l").take(rows).combine_chunks(), None)
     columns = {
         "event_type": constant_dictionary("trade", n),
-        "exchange": _coded(fut.astype(np.int32), [EXCHANGES[False], EXCHANGES[True]]),
+        "exchange": _coded(fut.astype(np.int32), [EXCHANGES["spot"], EXCHANGES["usdm"]]),
         "symbol": _coded(codes.astype(np.int32), symbol_values),
         "raw_symbol": raw.take(rows),
         "timestamp_ms": ts,

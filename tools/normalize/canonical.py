@@ -21,7 +21,7 @@ def trade_event(exchange: str, symbol: str, raw_symbol: str, timestamp_ms: int, 
             "seq_last": seq_last, "seq_prev": seq_prev}
 
 
-def book_event(exchange: str, symbol: str, raw_symbol: str, timestamp_ms: int, capture_time_ms: int,
+def book_event(exchange: str, symbol: str, raw_symbol: str, timestamp_ms: int | None, capture_time_ms: int | None,
                bids: list[Level], asks: list[Level], *, is_snapshot: bool, best_bid: float | None,
                best_ask: float | None, seq_first: int | None = None, seq_last: int | None = None,
                seq_prev: int | None = None, checksum: int | None = None, gap: bool = False) -> dict[str, Any]:

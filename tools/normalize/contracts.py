@@ -14,6 +14,8 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Literal
 
+from quantdesk.tools.venues.catalog import get_venue
+
 
 @dataclass(frozen=True, slots=True)
 class ContractSize:
@@ -65,6 +67,15 @@ SGX_CONTRACTS: Mapping[str, float] = {"BTC": 0.2, "ETH": 5.0}
 # Quotes taken at 1 USD for `notional_usd` (no depeg is modelled); other quotes need a rate.
 USD_QUOTES: Mapping[str, float] = {"USD": 1.0, "USDT": 1.0, "USDC": 1.0, "FDUSD": 1.0, "BUSD": 1.0, "TUSD": 1.0,
                                    "USDP": 1.0, "DAI": 1.0}
+
+
+@lru_cache(maxsize=256)
+def binance_coinm_usd(base: str) -> float:
+    """USD per Binance COIN-M contract of `base`, from the venue data (venues.json, binance.inverse_contracts)."""
+    figure = get_venue("binance").inverse_contracts
+    if figure is None:
+        raise RuntimeError("venues.json has no binance.inverse_contracts")
+    return figure.value.usd_per_contract(base)
 
 
 def quote_of(symbol: str) -> str:

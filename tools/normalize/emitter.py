@@ -30,7 +30,7 @@ class Emitter:
     __slots__ = ("outcomes", "gap_reports", "_max_gap_reports", "_current", "_current_outcome", "_held", "inputs",
                  "accepted", "rejected", "non_events", "pending", "events", "trade_events", "book_events",
                  "gap_events", "gaps", "checksums_verified", "checksums_skipped", "_rejected_by_kind",
-                 "_non_event_by_kind")
+                 "_non_event_by_kind", "timestamps_from_capture", "timestamps_missing", "warnings")
 
     def __init__(self, max_gap_reports: int = 1000) -> None:
         self.outcomes: list[Produced] = []
@@ -42,6 +42,8 @@ class Emitter:
         self.inputs = self.accepted = self.rejected = self.non_events = self.pending = 0
         self.events = self.trade_events = self.book_events = self.gap_events = self.gaps = 0
         self.checksums_verified = self.checksums_skipped = 0
+        self.timestamps_from_capture = self.timestamps_missing = 0
+        self.warnings: dict[str, str] = {}  # by topic, so that a repeated condition is said once
         self._rejected_by_kind: dict[str, int] = {}
         self._non_event_by_kind: dict[str, int] = {}
 
@@ -80,7 +82,8 @@ class Emitter:
             inputs=self.inputs, accepted=self.accepted, rejected=self.rejected, non_event=self.non_events,
             pending=self.pending, events=self.events, trade_events=self.trade_events, book_events=self.book_events,
             gap_events=self.gap_events, gaps=self.gaps, checksums_verified=self.checksums_verified,
-            checksums_skipped=self.checksums_skipped, rejected_by_kind=dict(self._rejected_by_kind),
+            checksums_skipped=self.checksums_skipped, timestamps_from_capture=self.timestamps_from_capture,
+            timestamps_missing=self.timestamps_missing, rejected_by_kind=dict(self._rejected_by_kind),
             non_event_by_kind=dict(self._non_event_by_kind))
 
     def add_bulk(self, *, accepted: int, trade_events: int, non_events: dict[str, int]) -> None:
@@ -144,6 +147,18 @@ class Emitter:
         self.gaps += 1
         if len(self.gap_reports) < self._max_gap_reports:
             self.gap_reports.append(report)
+
+    def untimed(self, *, from_capture: bool) -> None:
+        """The current input carries no exchange time: it was stamped with its capture time, or left null."""
+        if from_capture:
+            self.timestamps_from_capture += 1
+        else:
+            self.timestamps_missing += 1
+
+    def warn(self, topic: str, text: str) -> None:
+        """Say something about the run once per topic (the latest text wins)."""
+        if topic in self.warnings or len(self.warnings) < 100:
+            self.warnings[topic] = text
 
     def checksum(self, verified: bool) -> None:
         if verified:

@@ -3,10 +3,13 @@
 A Normalizer keeps its books (and binance's held diffs and trade ids) across calls, so a feed can
 arrive in batches. It is not thread-safe: use one per stream.
 
-Payloads are decoded JSON values or raw JSON text (str / bytes). An envelope
-`{"payload": <message>, "capture_time_ms": <int>}` carries the local arrival time; without one the
-`clock` (if given) stamps it, else capture time equals the exchange time. Messages without an
-exchange time (binance partial depth, spot bookTicker) take the capture time, else the wall clock.
+Payloads are decoded JSON values or raw JSON text (str / bytes). The local arrival time comes from
+the input itself: quantdesk's envelope `{"payload": <message>, "capture_time_ms": <int>}` or a
+recorder's line format (`recorded.py`: Tardis, tardis-machine, hftbacktest, cryptofeed); without one
+the `clock` (if given) stamps it, else capture time equals the exchange time. Messages without an
+exchange time (binance partial depth, spot bookTicker, REST snapshots) take the capture time; with
+none, both times are null and the summary says so. The wall clock is never used: the same input
+always gives the same output.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 
 from quantdesk.tools.normalize import binance_columnar
@@ -25,6 +27,7 @@ from quantdesk.tools.normalize.arrow import events_to_table, merge_in_order
 from quantdesk.tools.normalize.binance import BinanceParser
 from quantdesk.tools.normalize.emitter import Emitter, Produced
 from quantdesk.tools.normalize.outcomes import (
+    Counts,
     Emitted,
     MessageError,
     NonEvent,
@@ -33,8 +36,8 @@ from quantdesk.tools.normalize.outcomes import (
     Summary,
 )
 from quantdesk.tools.normalize.parser import Options
+from quantdesk.tools.normalize.recorded import RECORDER_FORMATS, RecorderNote, read_text, unwrap
 from quantdesk.tools.normalize.registry import get_source
-from quantdesk.tools.normalize.values import epoch_ms, to_int
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +111,9 @@ class Normalizer:
                 self._parser.finish(Emitter())
 
     def summary(self, out: Emitter) -> Summary:
-        return Summary(self.source, out.counts(), self._parser.book_statuses(), list(out.gap_reports))
+        counts = out.counts()
+        return Summary(self.source, counts, self._parser.book_statuses(), list(out.gap_reports),
+                       _time_warnings(counts) + list(out.warnings.values()))
 
     # -- lines to Arrow ----------------------------------------------------------------------------
 
@@ -122,7 +127,10 @@ class Normalizer:
         out.begin(index)
         try:
             msg, capture = self._unwrap(payload)
-            self._parser.handle(index, msg, capture, out)
+            if type(msg) is RecorderNote:
+                out.non_event(index, "control", {"recorder": msg.recorder})
+            else:
+                self._parser.handle(index, msg, capture, out)
         except MessageError as err:
             out.reject(index, err.kind, err.reason)
         except Exception:  # no input may abort the batch; a parser bug is logged and the input reported
@@ -132,26 +140,11 @@ class Normalizer:
 
     def _unwrap(self, payload: object) -> tuple[object, int | None]:
         if isinstance(payload, _TEXT):
-            payload = _decode(payload)
-        capture: int | None = None
-        if type(payload) is dict and "payload" in payload and (
-                len(payload) == 1 or (len(payload) == 2 and "capture_time_ms" in payload)):
-            stamp = payload.get("capture_time_ms")
-            if stamp is not None:
-                capture = epoch_ms(to_int(stamp, "capture_time_ms"), "capture_time_ms")
-            payload = payload["payload"]
-            if isinstance(payload, _TEXT):
-                payload = _decode(payload)
+            payload = read_text(payload)
+        payload, capture = unwrap(payload)
         if capture is None and self._clock is not None:
             capture = self._clock()
         return payload, capture
-
-
-def _decode(text: bytes | bytearray | memoryview | str) -> object:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError as err:
-        raise MessageError("malformed_json", f"not JSON: {str(err)[:80]}") from None
 
 
 @dataclass(slots=True)
@@ -269,15 +262,27 @@ class ArrowSession:
         return ArrowChunk(merge_in_order(parts), rejections, non_events)
 
 
+def _time_warnings(counts: Counts) -> list[str]:
+    out = []
+    if counts.timestamps_from_capture:
+        out.append(f"{counts.timestamps_from_capture} inputs carry no exchange time (binance spot bookTicker, partial "
+                   "depth, REST snapshots): their timestamp_ms is the capture time, not the exchange's clock")
+    if counts.timestamps_missing:
+        out.append(f"{counts.timestamps_missing} inputs carry neither an exchange time nor a capture time: their "
+                   "timestamp_ms and capture_time_ms are null. Give each message its receive time: "
+                   + "; ".join(RECORDER_FORMATS))
+    return out
+
+
 def _may_have_blank_lines(lines: list[bytes]) -> bool:
     """False only when no line is empty or starts with whitespace (the smallest line decides, in one C loop)."""
     return not lines or min(lines)[:1] <= b" "
 
 
 def _try_decode(text: bytes) -> object:
-    """The decoded line, or the `MessageError` that rejects it."""
+    """The decoded line (a recorder's timestamp kept as the envelope), or the `MessageError` that rejects it."""
     try:
-        return _decode(text)
+        return read_text(text)
     except MessageError as err:
         return err
 

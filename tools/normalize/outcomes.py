@@ -146,6 +146,8 @@ class Counts:
     gaps: int = 0
     checksums_verified: int = 0
     checksums_skipped: int = 0
+    timestamps_from_capture: int = 0  # inputs without an exchange time, stamped with their capture time
+    timestamps_missing: int = 0  # inputs without an exchange or a capture time: their times are null
     rejected_by_kind: dict[str, int] = field(default_factory=dict)
     non_event_by_kind: dict[str, int] = field(default_factory=dict)
 
@@ -155,12 +157,17 @@ class Counts:
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """The end of a run: counts, every maintained book, and the gaps found (first `max_gap_reports`)."""
+    """The end of a run: counts, every maintained book, the gaps found (first `max_gap_reports`), and warnings.
+
+    Warnings say what the output cannot show by itself: times taken from the capture clock or left
+    null, a market that had to be assumed.
+    """
 
     source: str
     counts: Counts
     books: list[BookStatus]
     gaps: list[GapReport]
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -168,6 +175,7 @@ class Summary:
             "counts": self.counts.as_dict(),
             "books": [b.as_dict() for b in self.books],
             "gaps": [g.as_dict() for g in self.gaps],
+            "warnings": list(self.warnings),
         }
 
 

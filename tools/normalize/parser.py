@@ -8,7 +8,6 @@ state, so a rejected message never leaves a book half-updated.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -32,14 +31,20 @@ class Options:
     max_pending: int = 2000  # binance diffs held per book while waiting for a snapshot
 
 
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
+def stamp(exchange_ms: int, capture_ms: int | None) -> tuple[int, int]:
+    """(timestamp_ms, capture_time_ms) of a message with an exchange time; the capture time defaults to it."""
+    return exchange_ms, capture_ms if capture_ms is not None else exchange_ms
 
 
-def stamp(exchange_ms: int | None, capture_ms: int | None) -> tuple[int, int]:
-    """(timestamp_ms, capture_time_ms): exchange time if the message has one, else capture, else the wall clock."""
-    ts = exchange_ms if exchange_ms is not None else capture_ms if capture_ms is not None else wall_ms()
-    return ts, capture_ms if capture_ms is not None else ts
+def stamp_optional(exchange_ms: int | None, capture_ms: int | None, out: Emitter) -> tuple[int | None, int | None]:
+    """The exchange time if the message has one, else the capture time, else null: never the wall clock.
+
+    The emitter counts the inputs that had to fall back, and the summary warns about them.
+    """
+    if exchange_ms is not None:
+        return stamp(exchange_ms, capture_ms)
+    out.untimed(from_capture=capture_ms is not None)
+    return capture_ms, capture_ms
 
 
 class VenueParser:
@@ -80,8 +85,9 @@ class VenueParser:
         state.book.apply(bids, asks)
         state.resync(seq)
 
-    def publish(self, index: int, state: BookState, out: Emitter, *, timestamp_ms: int, capture_ms: int,
-                bids: list[Level] | None = None, asks: list[Level] | None = None, is_snapshot: bool,
+    def publish(self, index: int, state: BookState, out: Emitter, *, timestamp_ms: int | None,
+                capture_ms: int | None, bids: list[Level] | None = None, asks: list[Level] | None = None,
+                is_snapshot: bool,
                 seq_first: int | None = None, seq_last: int | None = None, seq_prev: int | None = None,
                 checksum: int | None = None) -> bool:
         """Emit the event of a message already applied to the book, or reject it if the book is now crossed.

@@ -15,6 +15,7 @@ from typing import Literal
 from quantdesk.tools.normalize.outcomes import MessageError
 
 Kind = Literal["spot", "perp", "dated"]
+BinanceMarket = Literal["spot", "usdm", "coinm"]
 
 # Longest first, so that BTCUSDT is BTC/USDT and not BTCU/SDT.
 _QUOTES = tuple(sorted(
@@ -62,33 +63,55 @@ def split_pair(raw: str) -> tuple[str, str]:
 
 
 @lru_cache(maxsize=4096)
-def binance_symbol(raw: str, futures: bool) -> str:
-    """`BTCUSDT` → `BTC-USDT` (spot) or `BTC-USDT-PERP` (USD-M); `BTCUSDT_250627` → `BTC-USDT-250627`."""
+def binance_symbol_market(raw: str) -> BinanceMarket | None:
+    """The market a binance symbol names by itself: COIN-M for `BASEUSD_PERP` / `BASEUSD_YYMMDD` (quoted in USD),
+    USD-M for `BASEUSDT_YYMMDD`; None for plain pairs, which spot and USD-M share."""
+    pair, sep, _ = raw.partition("_")
+    if not sep:
+        return None
+    try:
+        return "coinm" if split_pair(pair)[1] == "USD" else "usdm"
+    except MessageError:
+        return None  # binance_symbol says what is wrong with it
+
+
+@lru_cache(maxsize=4096)
+def binance_symbol(raw: str, market: BinanceMarket) -> str:
+    """`BTCUSDT` → `BTC-USDT` (spot) or `BTC-USDT-PERP` (USD-M); `BTCUSDT_250627` → `BTC-USDT-250627`;
+    COIN-M `BTCUSD_PERP` → `BTC-USD-PERP`, `ETHUSD_210924` → `ETH-USD-210924`."""
     pair, sep, suffix = raw.partition("_")
     if sep:
-        if not futures:
+        if market == "spot":
             raise unknown(raw, "spot symbols have no suffix")
-        if suffix == "PERP":
-            raise unknown(raw, "COIN-M contracts are not supported (sizes are USD contracts)")
-        if not (len(suffix) == 6 and suffix.isdigit()):
-            raise unknown(raw, "unknown contract suffix")
         base, quote = split_pair(pair)
+        if (quote == "USD") != (market == "coinm"):
+            raise unknown(raw, "COIN-M contracts are quoted in USD, USD-M contracts in USDT or USDC")
+        if suffix == "PERP" and market == "coinm":
+            return canonical(base, quote, "perp")
+        if not (len(suffix) == 6 and suffix.isdigit()):
+            raise unknown(raw, "unknown contract suffix (expected PERP on COIN-M or YYMMDD)")
         return f"{base}-{quote}-{suffix}"
+    if market == "coinm":
+        raise unknown(raw, "COIN-M symbols are BASEUSD_PERP or BASEUSD_YYMMDD")
     base, quote = split_pair(raw)
-    return canonical(base, quote, "perp" if futures else "spot")
+    return canonical(base, quote, "perp" if market == "usdm" else "spot")
 
 
-def binance_raw(symbol: str) -> tuple[str, bool] | None:
-    """The venue symbol and USD-M flag of a canonical binance symbol (None if `symbol` is not canonical)."""
+def binance_raw(symbol: str) -> tuple[str, BinanceMarket] | None:
+    """The venue symbol and market of a canonical binance symbol (None if `symbol` is not canonical).
+
+    A USD-quoted derivative is COIN-M (`BTC-USD-PERP` → `BTCUSD_PERP`); others are USD-M.
+    """
     parsed = parse_canonical(symbol)
     if parsed is None:
         return None
     base, quote, kind = parsed
     if kind == "spot":
-        return base + quote, False
+        return base + quote, "spot"
+    market: BinanceMarket = "coinm" if quote == "USD" else "usdm"
     if kind == "perp":
-        return base + quote, True
-    return f"{base}{quote}_{symbol.rsplit('-', 1)[1]}", True
+        return (f"{base}{quote}_PERP", market) if market == "coinm" else (base + quote, market)
+    return f"{base}{quote}_{symbol.rsplit('-', 1)[1]}", market
 
 
 @lru_cache(maxsize=4096)

@@ -107,6 +107,16 @@ class ContractProduct(_Frozen):
     unit_base: float = Field(gt=0, description="Base units (BTC) per contract.")
 
 
+class InverseContracts(_Frozen):
+    """Coin-margined (inverse) contracts: each is worth a fixed USD amount, so base = contracts x usd / price."""
+
+    default_usd: float = Field(gt=0, description="USD value of one contract unless the base is listed.")
+    by_base_usd: dict[str, float] = Field(description="USD value of one contract by base currency (BTC: 100).")
+
+    def usd_per_contract(self, base: str) -> float:
+        return self.by_base_usd.get(base, self.default_usd)
+
+
 class DatedContracts(_Frozen):
     """Expiring futures: products, month codes and the expiry rule the carry model uses."""
 
@@ -189,6 +199,8 @@ class VenueDetails(_Frozen):
     book_sync: Sourced[BookSync | None] = Field(description="How a local L2 book is kept in sync with the feed.")
     endpoints: Sourced[Endpoints]
     dated_contracts: Sourced[DatedContracts] | None = None
+    inverse_contracts: Sourced[InverseContracts] | None = Field(
+        default=None, description="Coin-margined contracts (Binance COIN-M): USD per contract, by base.")
     funding: FundingSpec
     normalize_messages: list[str] = Field(
         default_factory=list,
