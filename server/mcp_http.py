@@ -16,12 +16,10 @@ era is stateless, and the SDK serves it unchanged.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 import orjson
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
@@ -32,16 +30,17 @@ from starlette.types import Message, Receive, Scope, Send
 
 from quantdesk.server.auth import Authenticator, credential_from_headers
 from quantdesk.server.context import Principal
+from quantdesk.server.disconnect import cancel_on_disconnect
 from quantdesk.server.errors import Forbidden, Unauthorized
 from quantdesk.server.http_front import scope_headers, send_json
 from quantdesk.server.mcp_binding import PRINCIPAL_STATE_KEY, McpBinding
 from quantdesk.server.settings import Settings, is_loopback_host
 
 MCP_DOOR_SCOPE = "mcp"
-WATCH_DISCONNECT_AFTER_SECONDS = 0.05
 BATCH_VERSION = "2025-03-26"  # the only revision with JSON-RPC batches; the SDK itself rejects arrays
 SUPPORTED_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
 UNSUPPORTED_VERSION = -32022  # 2026-07-28's code; a handshake-era client reads the 400 and the message
+MODERN_VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
 SSE_ACCEPT = (b"accept", b"application/json, text/event-stream")
 
 
@@ -92,11 +91,18 @@ class McpHttpDoor:
             await send_json(send, status, _rpc_error(None, -32001, exc.message), extra)
             return
         version = headers.get("mcp-protocol-version")
-        if version is not None and version not in SUPPORTED_VERSIONS:
-            await send_json(send, 400, _rpc_error(
-                None, UNSUPPORTED_VERSION, f"Unsupported MCP-Protocol-Version {version[:40]!r}: this server supports "
-                f"{', '.join(SUPPORTED_VERSIONS)}", {"supported": list(SUPPORTED_VERSIONS), "requested": version[:40]}))
-            return
+        if version is not None and version not in SUPPORTED_VERSIONS and scope["method"] == "POST":
+            body = await _read_body(receive)
+            message = _parse(body)
+            if not _is_modern(message):
+                # A handshake-era client with a bad header: the SDK's answer would be about params._meta.
+                request_id = message.get("id") if isinstance(message, dict) else None
+                await send_json(send, 400, _rpc_error(
+                    request_id, UNSUPPORTED_VERSION, f"Unsupported MCP-Protocol-Version {version[:40]!r}: this "
+                    f"server supports {', '.join(SUPPORTED_VERSIONS)}",
+                    {"supported": list(SUPPORTED_VERSIONS), "requested": version[:40]}))
+                return
+            receive = _replay(body, receive)
         scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
         # The SDK binds a stateful session to the credential that opened it: another key gets 404.
         identity = principal.key_id or "local"
@@ -167,29 +173,9 @@ class McpHttpDoor:
     async def _answer_plain_call(self, message: dict[str, Any], principal: Principal, receive: Receive,
                                  send: Send) -> None:
         params = message["params"]
-        answer: dict[str, Any] | None = None
-        loop = asyncio.get_running_loop()
-        watcher: asyncio.Task[None] | None = None
-        with anyio.CancelScope() as scope:
-            async def stop_on_disconnect() -> None:
-                # A client that hangs up cancels the call, as closing the SDK's response would.
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                scope.cancel()
-
-            def watch() -> None:
-                nonlocal watcher
-                watcher = loop.create_task(stop_on_disconnect())
-
-            # Most calls end within milliseconds; watching the connection only once a call is slow
-            # keeps a quick call free of a watcher task (tens of microseconds, bench/mcp_overhead.py).
-            timer = loop.call_later(WATCH_DISCONNECT_AFTER_SECONDS, watch)
-            try:
-                answer = await self.binding.call_plain(params["name"], params.get("arguments") or {}, principal)
-            finally:
-                timer.cancel()
-                if watcher is not None:
-                    watcher.cancel()
+        # A client that hangs up cancels the call, as closing the SDK's response would.
+        answer = await cancel_on_disconnect(
+            receive, self.binding.call_plain(params["name"], params.get("arguments") or {}, principal))
         if answer is not None:
             await send_json(send, 200, {"jsonrpc": "2.0", "id": message["id"], **answer})
 
@@ -230,12 +216,23 @@ def _rpc_error(request_id: Any, code: int, message: str, data: Any = None) -> di
     return {"jsonrpc": "2.0", "id": request_id, "error": error}
 
 
-def _is_initialize(body: bytes) -> bool:
+def _parse(body: bytes) -> Any:
     try:
-        message = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
-        return False
+        return None
+
+
+def _is_initialize(body: bytes) -> bool:
+    message = _parse(body)
     return isinstance(message, dict) and message.get("method") == "initialize"
+
+
+def _is_modern(message: Any) -> bool:
+    """A 2026-07-28 request names its version in `params._meta`; the SDK answers those itself."""
+    params = message.get("params") if isinstance(message, dict) else None
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return isinstance(meta, dict) and MODERN_VERSION_KEY in meta
 
 
 def _without_session_on_error(send: Send) -> Send:

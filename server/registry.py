@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import inspect
 import logging
+import math
 import pkgutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -138,7 +139,10 @@ def schema_problems(error: SchemaError) -> list[Problem]:
         extra = sorted(name for name in error.instance if name not in known)
         return [Problem(_json_path([*path, name]), "is not a known field") for name in extra]
     if error.context:
-        deepest = best_match(error.context)
+        # For `anyOf: [{type: integer, maximum: ...}, {type: null}]` the null branch's "is not of type 'null'"
+        # says nothing useful; the violated bound lives in the branch whose type the value has.
+        relevant = [e for e in error.context if e.validator != "type"] or list(error.context)
+        deepest = best_match(relevant)
         if deepest is not None:
             return [Problem(_json_path([*path, *deepest.relative_path]), deepest.message)]
     return [Problem(_json_path(path), error.message)]
@@ -152,6 +156,18 @@ def pydantic_problems(error: ValidationError, prefix: Iterable[str | int] = ()) 
         for message in str(item["msg"]).removeprefix("Value error, ").split("; "):
             problems.append(Problem(_json_path([*prefix, *loc]), message))
     return problems
+
+
+def _non_finite_paths(value: Any, path: str) -> list[str]:
+    if type(value) is float:
+        return [] if math.isfinite(value) else [path]
+    if type(value) is dict:
+        return [p for k, v in value.items() if type(v) in (float, dict, list)
+                for p in _non_finite_paths(v, f"{path}.{k}")]
+    if type(value) is list:
+        return [p for i, v in enumerate(value) if type(v) in (float, dict, list)
+                for p in _non_finite_paths(v, f"{path}[{i}]")]
+    return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +196,11 @@ class ToolEntry:
         an order of magnitude faster than a JSON Schema pass, so valid input takes that path; only
         input it refuses goes through the compiled JSON Schema validator, which names every problem.
         """
+        non_finite = _non_finite_paths(arguments, "$")
+        if non_finite:
+            # orjson would write NaN as null and let it through as "no value": refuse it on every door.
+            raise InvalidArgument.from_problems([Problem(p, "must be a finite number (NaN and Infinity are not "
+                                                            "JSON numbers)") for p in non_finite])
         try:
             return self.input_model.model_validate_json(orjson.dumps(arguments), strict=True)
         except (ValidationError, TypeError):
@@ -467,20 +488,48 @@ class ToolRegistry:
             outcome = "internal"
             raise
         finally:
-            seconds = time.perf_counter() - started
-            for observer in self.observers:
-                observer(name if name in self._tools else "_unknown", ctx.door, outcome, seconds)
+            self._observe(name, ctx.door, outcome, started)
 
     async def open_stream(
         self, name: str, arguments: dict[str, Any] | None, ctx: CallContext
     ) -> AsyncIterator[BaseModel]:
-        """Validate and authorize a streaming tool, then hand back its event iterator (SSE doors)."""
-        entry = self.get_tool(name)
-        if not entry.streaming:
-            raise InvalidArgument(f"{name} is not a streaming tool")
-        self.authorize(entry, ctx)
-        args = entry.parse_arguments(arguments if arguments is not None else {})
-        return cast(StreamHandler, entry.handler)(args, ctx)
+        """Validate and authorize a streaming tool, then hand back its event iterator (SSE doors).
+
+        The stream counts as one call in the metrics, observed when it ends: "ok" when it ran out or
+        the client left, the error's kind when it failed.
+        """
+        started = time.perf_counter()
+        try:
+            entry = self.get_tool(name)
+            if not entry.streaming:
+                raise InvalidArgument(f"{name} is not a streaming tool")
+            self.authorize(entry, ctx)
+            args = entry.parse_arguments(arguments if arguments is not None else {})
+        except QuantdeskError as exc:
+            self._observe(name, ctx.door, exc.kind, started)
+            raise
+        return self._observed(name, ctx.door, cast(StreamHandler, entry.handler)(args, ctx), started)
+
+    async def _observed(self, name: str, door: str, stream: AsyncIterator[BaseModel],
+                        started: float) -> AsyncIterator[BaseModel]:
+        outcome = "ok"
+        try:
+            async for event in stream:
+                yield event
+        except QuantdeskError as exc:
+            outcome = exc.kind
+            raise
+        except Exception:
+            outcome = "internal"
+            raise
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+            self._observe(name, door, outcome, started)
+
+    def _observe(self, name: str, door: str, outcome: str, started: float) -> None:
+        seconds = time.perf_counter() - started
+        for observer in self.observers:
+            observer(name if name in self._tools else "_unknown", door, outcome, seconds)
 
     async def _collect(self, entry: ToolEntry, args: BaseModel, ctx: CallContext) -> CallOutcome:
         events: list[dict[str, Any]] = []

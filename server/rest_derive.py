@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 
 from quantdesk.server.context import CallContext, Principal, ProgressFn
+from quantdesk.server.disconnect import cancel_on_disconnect
 from quantdesk.server.errors import InternalError, InvalidArgument, Problem, QuantdeskError
 from quantdesk.server.http_auth import authenticate_request
 from quantdesk.server.http_state import STATUS_BY_KIND, HttpState, error_headers, json_response
@@ -108,18 +109,49 @@ def _accepts_sse(request: Request) -> bool:
     return "text/event-stream" in request.headers.get("accept", "")
 
 
-async def _sse_events(events: AsyncIterator[BaseModel], state: HttpState) -> AsyncIterator[dict[str, str]]:
-    """Events as SSE messages; when the client goes away the tool's generator is closed, freeing its state."""
-    state.metrics.active_streams.inc()
+def _error_event(profile: Profile, exc: BaseException, request_id: str, route: str) -> dict[str, str]:
+    """An error after the first byte: the status is gone, so the body says it as `event: error`."""
+    if not isinstance(exc, QuantdeskError):
+        logger.error("stream failed", exc_info=exc, extra={"request_id": request_id, "route": route})
+        exc = InternalError(request_id)
+    body = profile.error_body(STATUS_BY_KIND.get(exc.kind, 400), exc, request_id)
+    return {"event": "error", "data": orjson.dumps(body).decode()}
+
+
+async def open_event_stream(events: AsyncIterator[BaseModel], profile: Profile, state: HttpState,
+                            request_id: str, route: str) -> EventSourceResponse:
+    """An SSE response for a tool's events, started only once the tool has produced its first event.
+
+    Whatever a tool checks before its first event (an unknown cache key, an unknown preset) is
+    raised here, before any byte is sent, so the client gets the error's real status. Later
+    failures end the stream with an `event: error`. When the client goes away the tool's
+    generator is closed at once, which releases its files and buffers.
+    """
     try:
-        async for event in events:
-            yield {"data": orjson.dumps(event.model_dump(mode="json", exclude_none=True)).decode()}
-    finally:
-        state.metrics.active_streams.dec()
+        first: BaseModel | None = await anext(events)  # type: ignore[call-overload]
+    except StopAsyncIteration:
+        first = None
+    except BaseException:
         await events.aclose()  # type: ignore[attr-defined]
+        raise
+
+    async def messages() -> AsyncIterator[dict[str, str]]:
+        state.metrics.active_streams.inc()
+        try:
+            if first is not None:
+                yield {"data": orjson.dumps(first.model_dump(mode="json", exclude_none=True)).decode()}
+                async for event in events:
+                    yield {"data": orjson.dumps(event.model_dump(mode="json", exclude_none=True)).decode()}
+        except Exception as exc:
+            yield _error_event(profile, exc, request_id, route)
+        finally:
+            state.metrics.active_streams.dec()
+            await events.aclose()  # type: ignore[attr-defined]
+
+    return EventSourceResponse(messages(), headers={"X-Accel-Buffering": "no"})
 
 
-def _progress_sse(profile: Profile, request_id: str,
+def _progress_sse(profile: Profile, request_id: str, route: str,
                   call: Callable[[ProgressFn], Awaitable[CallOutcome]]) -> EventSourceResponse:
     """Run a call and stream its progress messages, then its result (or its error), as SSE."""
     send, receive = anyio.create_memory_object_stream[dict[str, str]](max_buffer_size=256)
@@ -135,9 +167,8 @@ def _progress_sse(profile: Profile, request_id: str,
                     try:
                         outcome = await call(progress)
                         await send.send({"event": "result", "data": outcome.text()})
-                    except QuantdeskError as exc:
-                        body = profile.error_body(STATUS_BY_KIND.get(exc.kind, 400), exc, request_id)
-                        await send.send({"event": "error", "data": orjson.dumps(body).decode()})
+                    except Exception as exc:
+                        await send.send(_error_event(profile, exc, request_id, route))
 
             tg.start_soon(run)
             async with receive:
@@ -178,14 +209,18 @@ def make_endpoint(row: Row, entry: ToolEntry, profile: Profile, state: HttpState
             ctx = CallContext(principal, state.services, request_id, door=f"rest-{profile.name}")
             if entry.streaming and (row.stream or _accepts_sse(request)):
                 events = await state.registry.open_stream(row.tool, args, ctx)
-                return EventSourceResponse(_sse_events(events, state), headers={"X-Accel-Buffering": "no"})
+                return await open_event_stream(events, profile, state, request_id, row.path)
             if not row.file and (_accepts_sse(request) or (row.sse_when and args.get(row.sse_when) is True)):
                 async def call(progress: ProgressFn) -> CallOutcome:
                     ctx.progress = progress
                     return await state.registry.call_tool(row.tool, args, ctx)
 
-                return _progress_sse(profile, request_id, call)
-            outcome = await state.registry.call_tool(row.tool, args, ctx)
+                return _progress_sse(profile, request_id, row.path, call)
+            # A waiting call belongs to its request: a client that hangs up cancels it (jobs outlive requests).
+            outcome = await cancel_on_disconnect(request.receive, state.registry.call_tool(row.tool, args, ctx))
+            if outcome is None:
+                logger.info("client went away; call cancelled", extra={"request_id": request_id, "route": row.path})
+                return Response(status_code=499)
             return _render(row, outcome)
         except QuantdeskError as exc:
             return error_response(profile, exc, request_id)

@@ -42,7 +42,11 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     tools_page_size: int = 50
-    conformance_fixtures: bool = False
+    mcp_extension: str | None = None
+    """`module:attribute` of an MCP extension object to serve beside the registry (the conformance fixtures)."""
+    max_resource_bytes: int = 8 * 1024 * 1024
+    cors_origins: tuple[str, ...] = ()
+    """Browser origins allowed to call the API cross-site (CORS); none by default."""
     log_level: str = "INFO"
     tool_modules: tuple[str, ...] = ()
     """Extra modules defining `tools = ToolSet(...)`, beside quantdesk.tools (QUANTDESK_TOOL_MODULES)."""
@@ -71,6 +75,12 @@ class Settings:
             settings = replace(settings, tools_page_size=max(1, int(env["QUANTDESK_TOOLS_PAGE_SIZE"])))
         if env.get("QUANTDESK_TOOL_MODULES"):
             settings = replace(settings, tool_modules=_split(env["QUANTDESK_TOOL_MODULES"]))
+        if env.get("QUANTDESK_MAX_RESOURCE_BYTES"):
+            settings = replace(settings, max_resource_bytes=int(env["QUANTDESK_MAX_RESOURCE_BYTES"]))
+        if env.get("QUANTDESK_CORS_ORIGINS"):
+            settings = replace(settings, cors_origins=_split(env["QUANTDESK_CORS_ORIGINS"]))
+        if env.get("QUANTDESK_MCP_EXTENSION"):
+            settings = replace(settings, mcp_extension=env["QUANTDESK_MCP_EXTENSION"])
         if env.get("QUANTDESK_IMPORT_DIRS"):
             settings = replace(settings, import_dirs=tuple(Path(p) for p in _split(env["QUANTDESK_IMPORT_DIRS"])))
         if env.get("QUANTDESK_LOG_LEVEL"):
@@ -89,7 +99,7 @@ class Settings:
 
     def origin_allowlist(self) -> list[str]:
         origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-        return origins + list(self.allowed_origins)
+        return origins + list(self.allowed_origins) + list(self.cors_origins)
 
     @property
     def state_path(self) -> Path:

@@ -1,4 +1,7 @@
-"""The MCP conformance suite's fixtures: `test_*` tools, resources and prompts (`serve --conformance-fixtures`).
+"""The MCP conformance suite's fixtures: `test_*` tools, resources and prompts.
+
+Not shipped: scripts/conformance.py serves them with
+`PYTHONPATH=scripts quantdesk serve --mcp-extension conformance_fixtures:ConformanceFixtures`.
 
 These exist only so the official suite can exercise every protocol feature against the real
 server and its real transports. They are MCP-only (sampling, elicitation, roots, multi-round
@@ -82,7 +85,6 @@ class ConformanceFixtures:
     def __init__(self) -> None:
         self.signer = StateSigner()
         self.log_levels: dict[int, str] = {}
-        self.subscriptions: dict[str, set[int]] = {}
         self._handlers: dict[str, Handler] = {
             "test_simple_text": self._simple_text,
             "test_image_content": self._image,
@@ -130,17 +132,24 @@ class ConformanceFixtures:
         return await self._handlers[name](ctx, arguments, params)
 
     def install(self, server: Server[Any]) -> None:
-        server.add_request_handler("resources/list", types.PaginatedRequestParams, self._list_resources)
-        server.add_request_handler("resources/templates/list", types.PaginatedRequestParams, self._list_templates)
-        server.add_request_handler("resources/read", types.ReadResourceRequestParams, self._read_resource)
-        server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, self._subscribe)
-        server.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, self._unsubscribe)
-        server.add_request_handler("prompts/list", types.PaginatedRequestParams, self._list_prompts)
-        server.add_request_handler("prompts/get", types.GetPromptRequestParams, self._get_prompt)
-        server.add_request_handler("completion/complete", types.CompleteRequestParams, self._complete)
         server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self._set_level)
 
-    # --- content tools -------------------------------------------------------------------------
+    @property
+    def resources(self) -> list[types.Resource]:
+        return [types.Resource(uri=uri, name=name, description=description, mime_type=mime)
+                for uri, name, description, mime in self.RESOURCES]
+
+    @property
+    def resource_templates(self) -> list[types.ResourceTemplate]:
+        return [types.ResourceTemplate(uri_template="test://template/{id}/data", name="template",
+                                       mime_type="application/json",
+                                       description="A resource template with parameter substitution")]
+
+    @property
+    def prompts(self) -> list[types.Prompt]:
+        return [types.Prompt(name=name, description=description,
+                             arguments=[types.PromptArgument(name=a, required=True) for a in arguments])
+                for name, description, arguments in self.PROMPTS]
 
     async def _simple_text(self, ctx: Ctx, args: dict[str, Any],
                            p: types.CallToolRequestParams) -> types.CallToolResult:
@@ -372,19 +381,7 @@ class ConformanceFixtures:
         ("test://watched-resource", "watched-resource", "A resource that can be subscribed to", "text/plain"),
     )
 
-    async def _list_resources(self, ctx: Ctx, params: types.PaginatedRequestParams) -> types.ListResourcesResult:
-        return types.ListResourcesResult(resources=[
-            types.Resource(uri=uri, name=name, description=description, mime_type=mime)
-            for uri, name, description, mime in self.RESOURCES])
-
-    async def _list_templates(self, ctx: Ctx,
-                              params: types.PaginatedRequestParams) -> types.ListResourceTemplatesResult:
-        return types.ListResourceTemplatesResult(resource_templates=[types.ResourceTemplate(
-            uri_template="test://template/{id}/data", name="template", mime_type="application/json",
-            description="A resource template with parameter substitution")])
-
-    async def _read_resource(self, ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        uri = str(params.uri)
+    async def read_resource(self, ctx: Ctx, uri: str) -> types.ReadResourceResult | None:
         contents: types.TextResourceContents | types.BlobResourceContents
         if uri == "test://static-text":
             contents = types.TextResourceContents(uri=uri, mime_type="text/plain",
@@ -398,17 +395,8 @@ class ConformanceFixtures:
             contents = types.TextResourceContents(uri=uri, mime_type="application/json", text=json.dumps(
                 {"id": item, "templateTest": True, "data": f"Data for ID: {item}"}, separators=(",", ":")))
         else:
-            code = -32602 if ctx.protocol_version == MODERN else -32002
-            raise MCPError(code=code, message="Resource not found", data={"uri": uri})
+            return None
         return types.ReadResourceResult(contents=[contents])
-
-    async def _subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
-        self.subscriptions.setdefault(str(params.uri), set()).add(id(ctx.session))
-        return types.EmptyResult()
-
-    async def _unsubscribe(self, ctx: Ctx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
-        self.subscriptions.get(str(params.uri), set()).discard(id(ctx.session))
-        return types.EmptyResult()
 
     PROMPTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ("test_simple_prompt", "A simple prompt without arguments", ()),
@@ -418,14 +406,8 @@ class ConformanceFixtures:
         ("test_input_required_result_prompt", "A prompt that requires elicitation input", ()),
     )
 
-    async def _list_prompts(self, ctx: Ctx, params: types.PaginatedRequestParams) -> types.ListPromptsResult:
-        return types.ListPromptsResult(prompts=[
-            types.Prompt(name=name, description=description,
-                         arguments=[types.PromptArgument(name=a, required=True) for a in arguments])
-            for name, description, arguments in self.PROMPTS])
-
-    async def _get_prompt(self, ctx: Ctx,
-                          params: types.GetPromptRequestParams) -> types.GetPromptResult | types.InputRequiredResult:
+    async def get_prompt(self, ctx: Ctx, params: types.GetPromptRequestParams
+                         ) -> types.GetPromptResult | types.InputRequiredResult | None:
         args = params.arguments or {}
 
         def user(content: Any) -> types.PromptMessage:
@@ -451,11 +433,8 @@ class ConformanceFixtures:
                     "What context should the prompt use?", {"context": {"type": "string"}}, ["context"])})
             messages = [user(types.TextContent(type="text", text=f"Prompt with context: {context}"))]
         else:
-            raise MCPError(code=-32602, message=f"Unknown prompt: {params.name}")
+            return None
         return types.GetPromptResult(messages=messages)
-
-    async def _complete(self, ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
-        return types.CompleteResult(completion=types.Completion(values=[], total=0, has_more=False))
 
     async def _set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
         self.log_levels[id(ctx.session)] = params.level
