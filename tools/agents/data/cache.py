@@ -8,6 +8,7 @@ a new prefetch.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -142,7 +143,30 @@ class DataCache:
             self._memo = (days_back, artifact.sha256, data)
             return data
 
-    def _write(self, days_back: int, data: MarketData) -> None:
+    def load_assets(self, days_back: int, assets: tuple[str, ...],
+                    progress: Callable[[int, int, str], None] | None = None) -> MarketData:
+        """These assets only: from the full entry when it exists, else from (or into) an entry of just them.
+
+        A source's assets do not depend on which others are fetched with them (the synthetic market
+        factor is BTC's own path), so a subset entry holds the same numbers as the full one.
+        """
+        try:
+            self.store.get(self.name(days_back))
+            return self.load(days_back, progress).select(assets)
+        except NotFound:
+            pass
+        key = hashlib.sha256(",".join(sorted(assets)).encode()).hexdigest()[:8]
+        name = f"{self.name(days_back)}-{key}"
+        with self._load_lock:
+            try:
+                artifact = self.store.get(name)
+                return _read(artifact.path, self.store.read_manifest(name)).select(assets)
+            except NotFound:
+                data = self.source.fetch(assets, days_back, progress or (lambda *_: None))
+                self._write(days_back, data, name=name)
+                return data.select(assets)
+
+    def _write(self, days_back: int, data: MarketData, name: str | None = None) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -156,7 +180,7 @@ class DataCache:
             columns[field] = data.ohlcv[:, :, k].T.reshape(-1)
         columns["funding_rate"] = data.funding.T.reshape(-1)
         table = pa.table(columns)
-        name = self.name(days_back)
+        name = name or self.name(days_back)
         manifest = {"kind": "agents_bars", "schema_version": SCHEMA_VERSION, "data_source": data.data_source,
                     "days_back": days_back, "assets": list(data.assets), "rows": rows,
                     "first_timestamp_ms": int(data.timestamps_ms[0]) if rows else None,

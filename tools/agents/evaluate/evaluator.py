@@ -55,7 +55,7 @@ class Evaluator:
         self.sandbox = sandbox
 
     def _run(self, challenge: Challenge, data: MarketData, rows: int, code: str, workdir: Path,
-             wall_seconds: float | None) -> tuple[Evaluation, FloatArray | None, dict[str, Any]]:
+             wall_seconds: float | None, owner: str) -> tuple[Evaluation, FloatArray | None, dict[str, Any]]:
         visible = data.select(view_assets(challenge, data)).head(rows)
         workspace = workdir / "ws"
         shutil.rmtree(workspace, ignore_errors=True)
@@ -63,7 +63,7 @@ class Evaluator:
                              {"ohlcv": visible.ohlcv, "funding": visible.funding,
                               "timestamps_ms": visible.timestamps_ms})
         try:
-            result = self.sandbox.run(workspace, workdir / "output.log", wall_seconds=wall_seconds)
+            result = self.sandbox.run(workspace, workdir / "output.log", wall_seconds=wall_seconds, owner=owner)
             base = Evaluation(ok=False, sandbox_seconds=round(result.seconds, 3), timed_out=result.timed_out,
                               output_tail=result.output_tail[-4000:])
             if not result.ok:
@@ -87,10 +87,10 @@ class Evaluator:
 
     def development(self, challenge: Challenge, data: MarketData, split: Split, code: str, workdir: Path, *,
                     descriptions: dict[str, dict[str, str]] | None = None, seed: int = 0,
-                    wall_seconds: float | None = None) -> Evaluation:
+                    wall_seconds: float | None = None, owner: str = "") -> Evaluation:
         """Run on the development rows; score there. The agent sees this, and nothing of the holdout."""
         dev = data.head(split.dev_end)
-        outcome, embeddings, features = self._run(challenge, dev, split.dev_end, code, workdir, wall_seconds)
+        outcome, embeddings, features = self._run(challenge, dev, split.dev_end, code, workdir, wall_seconds, owner)
         if embeddings is None:
             return outcome
         warmup = int(features.pop("__warmup__")[0])
@@ -114,9 +114,10 @@ class Evaluator:
         return outcome
 
     def holdout(self, challenge: Challenge, data: MarketData, split: Split, code: str, workdir: Path, *,
-                dev_digest: str | None, seed: int = 0, wall_seconds: float | None = None) -> Evaluation:
+                dev_digest: str | None, seed: int = 0, wall_seconds: float | None = None,
+                owner: str = "") -> Evaluation:
         """The one holdout evaluation: all rows, scored on the holdout beside the noise floor and a CI."""
-        outcome, embeddings, features = self._run(challenge, data, data.rows, code, workdir, wall_seconds)
+        outcome, embeddings, features = self._run(challenge, data, data.rows, code, workdir, wall_seconds, owner)
         if embeddings is None:
             return outcome
         warmup = int(features.pop("__warmup__")[0])

@@ -58,7 +58,7 @@ def feature_report(challenge: Challenge, data: MarketData, sample_rows: IntArray
         if row - last >= h:
             thin[i] = True
             last = int(row)
-    entries = []
+    entries: list[dict[str, Any]] = []
     for name in sorted(features)[:MAX_FEATURES]:
         values = np.asarray(features[name], dtype=np.float64).reshape(sample_rows.size, -1)
         finite = values[np.isfinite(values)]

@@ -89,6 +89,6 @@ def block_bootstrap(challenge: Challenge, emb: FloatArray, targets: Targets, *, 
 
 
 def significance(challenge: Challenge, emb: FloatArray, targets: Targets, value: float | None, *,
-                 shifts: int = 199, replicates: int = 199, seed: int = 0) -> Significance:
+                 shifts: int = 99, replicates: int = 99, seed: int = 0) -> Significance:
     return Significance(noise_floor(challenge, emb, targets, value, shifts=shifts, seed=seed),
                         block_bootstrap(challenge, emb, targets, replicates=replicates, seed=seed + 1))

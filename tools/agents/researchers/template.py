@@ -71,39 +71,52 @@ MIN_TRAIN_ROWS = 300
 EPS = 1e-12
 
 
-def family_values(name, c, h, l, v, view, assets):
-    """One value per asset in view order, from the last LOOKBACK rows (causal)."""
+def _parse(name):
     stem, _, w = name.rpartition("_")
-    w = int(w) if w.isdigit() else 1
+    return (stem, int(w)) if w.isdigit() else (name, 1)
+
+
+PARSED = [_parse(name) for name in FAMILIES]
+
+
+def _mean(x):
+    return np.add.reduce(x, axis=0) / x.shape[0]
+
+
+def _std(x):
+    m = _mean(x)
+    return np.sqrt(np.maximum(_mean(x * x) - m * m, 0.0))
+
+
+def family_values(stem, w, c, logc, r, h, l, v, view, btc):
+    """One value per asset in view order, from the last LOOKBACK rows (causal)."""
     if stem == "ret":
-        return np.log(c[-1] / c[-1 - w])
+        return logc[-1] - logc[-1 - w]
     if stem == "vol":
-        return np.diff(np.log(c[-w - 1:]), axis=0).std(axis=0)
+        return _std(r[-w:])
     if stem == "boll":
         window = c[-w:]
-        return (c[-1] - window.mean(axis=0)) / (window.std(axis=0) + EPS)
+        return (c[-1] - _mean(window)) / (_std(window) + EPS)
     if stem == "rsi":
-        d = np.diff(c[-w - 1:], axis=0)
-        up, down = np.clip(d, 0, None).sum(axis=0), np.clip(-d, 0, None).sum(axis=0)
+        d = c[-w:] - c[-w - 1:-1]
+        up, down = np.add.reduce(np.maximum(d, 0.0), axis=0), np.add.reduce(np.maximum(-d, 0.0), axis=0)
         return up / (up + down + EPS) - 0.5
     if stem == "range":
-        return (h[-w:].max(axis=0) - l[-w:].min(axis=0)) / c[-1]
+        return (np.maximum.reduce(h[-w:], axis=0) - np.minimum.reduce(l[-w:], axis=0)) / c[-1]
     if stem == "range_pos":
         hi, lo = h[-w:].max(axis=0), l[-w:].min(axis=0)
         return (c[-1] - lo) / (hi - lo + EPS)
     if stem == "volz":
-        return np.log((v[-15:].mean(axis=0) + EPS) / (v[-w:].mean(axis=0) + EPS))
+        return np.log((_mean(v[-15:]) + EPS) / (_mean(v[-w:]) + EPS))
     if stem == "svol":
-        r = np.diff(np.log(c[-w - 1:]), axis=0)
-        return (np.sign(r) * v[-w:]).sum(axis=0) / (v[-w:].sum(axis=0) + EPS)
+        return (np.sign(r[-w:]) * v[-w:]).sum(axis=0) / (v[-w:].sum(axis=0) + EPS)
     if stem == "btc_ret":
-        column = assets.index("BTC") if "BTC" in assets else 0
-        return np.full(c.shape[1], np.log(c[-1, column] / c[-1 - w, column]))
-    if stem == "fund":
+        return np.full(c.shape[1], logc[-1, btc] - logc[-1 - w, btc])
+    if stem == "fund_level" or stem == "fund_chg":
         f = view.funding_matrix(lookback=w + 1)
         f = np.where(np.isfinite(f), f, 0.0)
-        return f[-1] if name == "fund_level" else f[-1] - f[0]
-    raise KeyError(name)
+        return f[-1] if stem == "fund_level" else f[-1] - f[0]
+    raise KeyError(stem)
 
 
 def time_of_day(view):
@@ -120,24 +133,31 @@ class FamilyFeaturizer(Featurizer):
         self.assets = list(assets)
         self.columns = [self.assets.index(a) for a in ASSETS if a in self.assets]
         self.target = self.assets.index(TARGET) if TARGET else None
+        self.btc = self.assets.index("BTC") if "BTC" in self.assets else 0
+        self.names = []
+        for (stem, _), name in zip(PARSED, FAMILIES):
+            self.names += ["tod_sin", "tod_cos"] if name == "tod" else [name]
 
     def compute(self, view):
         o = view.ohlcv_matrix(lookback=LOOKBACK)
         c, h, l, v = o[:, :, 3], o[:, :, 1], o[:, :, 2], o[:, :, 4]
-        out, rows = {}, []
-        for name in FAMILIES:
-            if name == "tod":
+        logc = np.log(c)
+        r = logc[1:] - logc[:-1]
+        rows = []
+        for stem, w in PARSED:
+            if stem == "tod":
                 s, co = time_of_day(view)
-                values = [np.full(c.shape[1], s), np.full(c.shape[1], co)]
-                names = ["tod_sin", "tod_cos"]
+                rows += [np.full(c.shape[1], s), np.full(c.shape[1], co)]
             else:
-                values, names = [family_values(name, c, h, l, v, view, self.assets)], [name]
-            for n, value in zip(names, values):
-                value = np.nan_to_num(np.asarray(value, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-                rows.append(value)
-                out[n] = value[self.target:self.target + 1] if self.target is not None else value[self.columns]
+                rows.append(family_values(stem, w, c, logc, r, h, l, v, view, self.btc))
         x = np.stack(rows, axis=1)
-        out["_x"] = x[self.target] if self.target is not None else x[self.columns]
+        np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        x = x[self.target] if self.target is not None else x[self.columns]
+        if self.target is not None:
+            out = {name: x[i:i + 1] for i, name in enumerate(self.names)}
+        else:
+            out = {name: x[:, i] for i, name in enumerate(self.names)}
+        out["_x"] = x
         out["_close"] = c[-1, self.columns] if self.target is None else c[-1, self.target:self.target + 1]
         if KIND == "funding_xsec":
             f = view.funding_matrix(lookback=1)[-1]

@@ -7,11 +7,14 @@ writes `embeddings.npy`, `features.npz` and `result.json` there. The strategy mo
 strategies do, from `model_iteration_tool`).
 """
 
+from __future__ import annotations
+
 import importlib.util
 import json
 import sys
 import time
 import traceback
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +34,7 @@ class CausalView:
 
     __slots__ = ("_t", "_assets", "_ohlcv", "_funding", "_index", "_timestamps")
 
-    def __init__(self, assets, ohlcv, funding, timestamps):
+    def __init__(self, assets: list[str], ohlcv: Any, funding: Any, timestamps: Any) -> None:
         self._t = 0
         self._timestamps = timestamps
         self._assets = list(assets)
@@ -40,64 +43,64 @@ class CausalView:
         self._index = {a: i for i, a in enumerate(assets)}
 
     @property
-    def t(self):
+    def t(self) -> int:
         return self._t
 
     @property
-    def assets(self):
+    def assets(self) -> list[str]:
         return list(self._assets)
 
-    def _rows(self, lookback):
+    def _rows(self, lookback: int | None) -> tuple[int, int]:
         stop = self._t + 1
         start = 0 if lookback is None else max(0, stop - int(lookback))
         return start, stop
 
-    def _column(self, asset):
+    def _column(self, asset: str) -> int:
         try:
             return self._index[asset]
         except KeyError:
             raise KeyError(f"unknown asset {asset!r}; assets: {self._assets}") from None
 
-    def prices(self, asset, lookback=None):
+    def prices(self, asset: str, lookback: int | None = None) -> Any:
         a, b = self._rows(lookback)
         return self._ohlcv[a:b, self._column(asset), 3].copy()
 
-    def ohlcv(self, asset, lookback=None):
+    def ohlcv(self, asset: str, lookback: int | None = None) -> Any:
         a, b = self._rows(lookback)
         return self._ohlcv[a:b, self._column(asset), :].copy()
 
-    def ohlcv_matrix(self, lookback=None):
+    def ohlcv_matrix(self, lookback: int | None = None) -> Any:
         """rows x assets x (open, high, low, close, volume) (a quantdesk extension)."""
         a, b = self._rows(lookback)
         return self._ohlcv[a:b].copy()
 
-    def timestamps(self, lookback=None):
+    def timestamps(self, lookback: int | None = None) -> Any:
         """Bar open times, ms since the epoch (a quantdesk extension)."""
         a, b = self._rows(lookback)
         return self._timestamps[a:b].copy()
 
-    def prices_matrix(self, lookback=None):
+    def prices_matrix(self, lookback: int | None = None) -> Any:
         a, b = self._rows(lookback)
         return self._ohlcv[a:b, :, 3].copy()
 
-    def has_funding(self):
+    def has_funding(self) -> bool:
         return bool(np.isfinite(self._funding).any())
 
-    def funding(self, asset, lookback=None):
+    def funding(self, asset: str, lookback: int | None = None) -> Any:
         a, b = self._rows(lookback)
         return self._funding[a:b, self._column(asset)].copy()
 
-    def funding_matrix(self, lookback=None):
+    def funding_matrix(self, lookback: int | None = None) -> Any:
         a, b = self._rows(lookback)
         return self._funding[a:b].copy()
 
-    def has_cg(self):
+    def has_cg(self) -> bool:
         return self.has_funding()
 
-    def cg_fields(self, asset):
+    def cg_fields(self, asset: str) -> list[str]:
         return ["funding_1h"] if self.has_funding() else []
 
-    def cg(self, asset, field):
+    def cg(self, asset: str, field: str) -> Any:
         if field != "funding_1h":
             raise KeyError(f"unknown field {field!r}")
         return self.funding(asset)
@@ -107,29 +110,29 @@ class Featurizer:
     warmup = 0
     compute_interval = 1
 
-    def setup(self, assets, total_timesteps):
+    def setup(self, assets: list[str], total_timesteps: int) -> None:
         pass
 
-    def compute(self, view):
+    def compute(self, view: CausalView) -> dict[str, Any]:
         raise NotImplementedError
 
 
 class Predictor:
-    def predict(self, features):
+    def predict(self, features: dict[str, Any]) -> Any:
         raise NotImplementedError
 
 
-def _install_api():
+def _install_api() -> None:
     """Make `quantdesk_strategy` and `model_iteration_tool` importable with the classes above."""
     import types
 
     for name in ("quantdesk_strategy", "model_iteration_tool"):
-        module = types.ModuleType(name)
+        module: Any = types.ModuleType(name)
         module.Featurizer, module.Predictor, module.CausalView = Featurizer, Predictor, CausalView
         sys.modules[name] = module
 
 
-def _pick(module, base):
+def _pick(module: Any, base: type) -> Any:
     found = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, base) and v is not base
              and getattr(v, "__module__", "") == module.__name__]
     if not found:
@@ -137,7 +140,7 @@ def _pick(module, base):
     return found[-1]
 
 
-def _flatten(features, t):
+def _flatten(features: Any, t: int) -> dict[str, Any]:
     if not isinstance(features, dict):
         raise StrategyError(f"Featurizer.compute must return a dict of arrays, got {type(features).__name__} "
                             f"at t={t}")
@@ -149,12 +152,14 @@ def _flatten(features, t):
     return out
 
 
-def run(job):
+def run(job: dict[str, Any]) -> dict[str, Any]:
     data = np.load("data.npz")
     ohlcv, funding = data["ohlcv"], data["funding"]
     total = ohlcv.shape[0]
     dim = int(job["dim"])
     spec = importlib.util.spec_from_file_location("strategy", "strategy.py")
+    if spec is None or spec.loader is None:
+        raise StrategyError("strategy.py cannot be loaded")
     module = importlib.util.module_from_spec(spec)
     sys.modules["strategy"] = module
     try:
@@ -171,7 +176,8 @@ def run(job):
     featurizer.setup(list(job["assets"]), total)
     embeddings = np.full((total, dim), np.nan, dtype=np.float32)
     sample_every = max(1, -(-(total - warmup) // interval // MAX_FEATURE_SAMPLES))
-    sample_rows, samples = [], {}
+    sample_rows: list[int] = []
+    samples: dict[str, list[Any]] = {}
     cache, cache_t, computes = None, 0, 0
     for t in range(warmup, total):
         if cache is None or t - cache_t >= interval:
@@ -190,11 +196,12 @@ def run(job):
     np.save("embeddings.npy", embeddings)
     consistent = {k: np.vstack(v) for k, v in samples.items() if len(v) == len(sample_rows)
                   and len({a.size for a in v}) == 1}
-    np.savez("features.npz", __rows__=np.asarray(sample_rows, dtype=np.int64), **consistent)
+    arrays: dict[str, Any] = {"__rows__": np.asarray(sample_rows, dtype=np.int64), **consistent}
+    np.savez("features.npz", **arrays)
     return {"warmup": warmup, "compute_interval": interval, "computes": computes, "rows": total}
 
 
-def main():
+def main() -> int:
     started = time.perf_counter()
     _install_api()
     try:

@@ -11,11 +11,14 @@ child's status. Not root: the same through a user namespace when the kernel allo
 only. `--probe` reports which steps work, as JSON on stdout.
 """
 
+from __future__ import annotations
+
 import ctypes
 import json
 import os
 import resource
 import sys
+from typing import Any
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -32,36 +35,36 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 
 
-def _check(result, what):
+def _check(result: int, what: str) -> None:
     if result != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
-def _mount(source, target, fstype, flags, data=None):
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     _check(libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(), flags,
                       data and data.encode()), f"mount {target}")
 
 
-def _unshare(flags, what):
+def _unshare(flags: int, what: str) -> None:
     _check(libc.unshare(flags), f"unshare {what}")
 
 
-def _write(path, text):
+def _write(path: str, text: str) -> None:
     with open(path, "w") as handle:
         handle.write(text)
 
 
-def _under(path, root):
+def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def _fence_files(config, report):
+def _fence_files(config: dict[str, Any], report: dict[str, Any]) -> None:
     """Private mounts; tmpfs over hidden paths; interpreter folders and the workspace bound back."""
     keep_fds = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in config["keep"]}
     ws_fd = os.open(config["workspace"], os.O_PATH | os.O_DIRECTORY)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    hidden = []
+    hidden: list[str] = []
     for path in sorted(config["hide"], key=len):
         if any(_under(path, done) for done in hidden) or not os.path.isdir(path):
             continue
@@ -80,7 +83,7 @@ def _fence_files(config, report):
     report["mount_namespace"] = True
 
 
-def _limits(config):
+def _limits(config: dict[str, Any]) -> None:
     limits = config["limits"]
     for name, value in (("RLIMIT_CPU", limits["cpu_seconds"]), ("RLIMIT_AS", limits["memory_bytes"]),
                         ("RLIMIT_FSIZE", limits["file_bytes"]), ("RLIMIT_NOFILE", limits["open_files"]),
@@ -88,7 +91,7 @@ def _limits(config):
         resource.setrlimit(getattr(resource, name), (value, value))
 
 
-def _drop(config):
+def _drop(config: dict[str, Any]) -> None:
     uid, gid = config["uid"], config["gid"]
     os.setgroups([])
     os.setgid(gid)
@@ -96,7 +99,7 @@ def _drop(config):
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
 
 
-def _exec(config):
+def _exec(config: dict[str, Any]) -> int:
     env = {"PATH": "/usr/bin:/bin", "HOME": SANDBOX_WS if config["fenced"] else config["workspace"],
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
            "LANG": "C.UTF-8"}
@@ -104,7 +107,7 @@ def _exec(config):
     os.execve(config["python"], [config["python"], "-I", "-B", "child.py"], env)
 
 
-def _run_root(config, report):
+def _run_root(config: dict[str, Any], report: dict[str, Any]) -> int:
     _unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS, "namespaces")
     report["network_namespace"] = report["pid_namespace"] = True
     _fence_files(config, report)
@@ -124,7 +127,7 @@ def _run_root(config, report):
     return _wait(pid)
 
 
-def _run_user(config, report):
+def _run_user(config: dict[str, Any], report: dict[str, Any]) -> int:
     uid, gid = os.getuid(), os.getgid()
     _unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS,
              "user namespace")
@@ -149,14 +152,14 @@ def _run_user(config, report):
     return _wait(pid)
 
 
-def _wait(pid):
+def _wait(pid: int) -> int:
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
 
 
-def main():
+def main() -> int:
     config = json.loads(sys.argv[-1])
     probe = "--probe" in sys.argv
     config["probe"], config["fenced"] = probe, False

@@ -70,6 +70,8 @@ class Sandbox:
         self._semaphore = threading.BoundedSemaphore(concurrency)
         self._capabilities: dict[str, Any] | None = None
         self._probe_lock = threading.Lock()
+        self._active: dict[int, str] = {}
+        self._active_lock = threading.Lock()
 
     # --- capabilities ------------------------------------------------------------------------------
 
@@ -139,7 +141,21 @@ class Sandbox:
             os.chown(workspace, NOBODY, NOBODY)
         workspace.chmod(0o755)
 
-    def run(self, workspace: Path, output: Path, *, wall_seconds: float | None = None) -> SandboxResult:
+    def kill_owner(self, owner: str) -> None:
+        """Kill the running evaluations started for `owner` (an agent being stopped)."""
+        with self._active_lock:
+            groups = [pgid for pgid, who in self._active.items() if who == owner]
+        for pgid in groups:
+            _kill_group(pgid)
+
+    def kill_all(self) -> None:
+        with self._active_lock:
+            groups = list(self._active)
+        for pgid in groups:
+            _kill_group(pgid)
+
+    def run(self, workspace: Path, output: Path, *, wall_seconds: float | None = None,
+            owner: str = "") -> SandboxResult:
         """Run child.py in `workspace` under every limit the probe found usable; output goes to `output`."""
         mode = self.capabilities().get("mode", "rlimits")
         if mode == "none":
@@ -153,6 +169,8 @@ class Sandbox:
                     env={}, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=workspace,
                     close_fds=True, start_new_session=True)
                 timed_out = False
+                with self._active_lock:
+                    self._active[proc.pid] = owner
                 try:
                     proc.wait(timeout=deadline)
                 except subprocess.TimeoutExpired:
@@ -160,6 +178,8 @@ class Sandbox:
                 finally:
                     _kill_group(proc.pid)
                     proc.wait()
+                    with self._active_lock:
+                        self._active.pop(proc.pid, None)
             seconds = time.monotonic() - started
         outcome: dict[str, Any] = {"ok": False}
         result_file = workspace / "result.json"
