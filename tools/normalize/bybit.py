@@ -1,9 +1,12 @@
 """Bybit v5 public topics: publicTrade.{symbol} and orderbook.{depth}.{symbol} (snapshot and delta).
 
 Category (the message does not say it): the `market` option (spot | linear | inverse); else a
-trade with `L` (tick direction, sent for derivatives only) is a derivative and one without is spot;
-else the market of a canonical default symbol; else linear. A derivative quoted in USD is inverse:
-its sizes are USD contracts, size_base = contracts / price.
+trade with `L` (tick direction, sent for derivatives only) is a derivative and one without is spot.
+Books carry no such sign: the option, else the market of a canonical default symbol, else what the
+feed's own trades of that symbol showed (the batch is scanned for them first, so a book that comes
+before the first trade is labelled right too), else linear with a warning; trades that later show
+a symbol is spot after its books were assumed linear add a warning too. A derivative quoted in USD
+is inverse: its sizes are USD contracts, size_base = contracts / price.
 
 Book: a `snapshot` (or any message with u = 1, a service restart) resets the book; a delta must
 have u = last u + 1. u <= last is stale (repeats included); a jump emits a `gap=true` event and
@@ -13,12 +16,14 @@ with trade `T`) when present, else `ts`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal, cast
 
 from quantdesk.tools.normalize.canonical import best_first, trade_event
 from quantdesk.tools.normalize.emitter import Emitter
 from quantdesk.tools.normalize.outcomes import MessageError
 from quantdesk.tools.normalize.parser import Options, VenueParser, stamp
+from quantdesk.tools.normalize.recorded import read_text, unwrap
 from quantdesk.tools.normalize.symbols import bybit_symbol, parse_canonical
 from quantdesk.tools.normalize.values import (
     Level,
@@ -48,6 +53,8 @@ class BybitParser(VenueParser):
 
     def __init__(self, options: Options) -> None:
         super().__init__(options)
+        self._trade_markets: dict[str, set[bool]] = {}  # venue symbol -> derivative flags its trades showed
+        self._assumed_linear: set[str] = set()  # symbols whose books were labelled linear without evidence
         self._default: tuple[str, Market] | None = None
         parsed = parse_canonical(options.symbol) if options.symbol else None
         if parsed is not None:
@@ -63,6 +70,49 @@ class BybitParser(VenueParser):
         if self._default is not None and self._default[0] == raw:
             return self._default[1]
         return "linear"
+
+    def prime(self, payloads: Sequence[object]) -> None:
+        """Learn each symbol's category from the batch's trades before its books are read."""
+        if self.options.market is not None:
+            return
+        for payload in payloads:
+            if isinstance(payload, (bytes, str)) and ("publicTrade" not in payload if isinstance(payload, str)
+                                                       else b"publicTrade" not in payload):
+                continue
+            try:
+                msg = unwrap(read_text(payload) if isinstance(payload, (bytes, str)) else payload)[0]
+            except MessageError:
+                continue
+            if type(msg) is dict and str(msg.get("topic", "")).startswith("publicTrade.") \
+                    and type(data := msg.get("data")) is list:
+                for item in data:
+                    if type(item) is dict and type(raw := item.get("s")) is str:
+                        self._trade_markets.setdefault(raw, set()).add(item.get("L") is not None)
+
+    def book_market(self, raw: str, out: Emitter) -> Market:
+        """A book's category: option, default symbol, the symbol's trades, else linear (with a warning)."""
+        if self.options.market is not None:
+            return cast(Market, self.options.market)
+        if self._default is not None and self._default[0] == raw:
+            return self._default[1]
+        seen = self._trade_markets.get(raw)
+        if seen == {False}:
+            return "spot"
+        if seen == {True}:
+            return "linear"
+        if raw not in self._assumed_linear:
+            self._assumed_linear.add(raw)
+            why = "its trades are both spot and derivative" if seen else "no trade of it says spot or derivative"
+            out.warn(f"bybit-book-market:{raw}", f"bybit books of {raw} carry no category and {why}: they are "
+                     "labelled linear (-PERP); pass market='spot' (or 'linear') to say which feed this is")
+        return "linear"
+
+    def _learn(self, raw: str, derivative: bool, out: Emitter) -> None:
+        self._trade_markets.setdefault(raw, set()).add(derivative)
+        if not derivative and raw in self._assumed_linear:
+            self._assumed_linear.discard(raw)  # said once
+            out.warn(f"bybit-book-market:{raw}", f"bybit books of {raw} were labelled linear (-PERP) before "
+                     "spot trades of it arrived: pass market='spot' to normalize a spot feed")
 
     def handle(self, index: int, msg: object, capture_ms: int | None, out: Emitter) -> None:
         m = as_object(msg)
@@ -85,7 +135,8 @@ class BybitParser(VenueParser):
         for i, item in enumerate(as_list(field(m, "data"), "data")):
             t = as_object(item, f"data[{i}]")
             raw = text(t, "s")
-            symbol, inverse = self._symbol(raw, t.get("L") is not None)
+            derivative = t.get("L") is not None
+            symbol, inverse = self._symbol(raw, derivative)
             px = price(field(t, "p"), "p")
             qty = positive(field(t, "v"), "v")
             if inverse:
@@ -93,6 +144,7 @@ class BybitParser(VenueParser):
             side = choice(field(t, "S"), _SIDES, "S")
             trade_id = text(t, "i")
             ts, capture = stamp(epoch_ms(integer(t, "T"), "T"), cap)
+            self._learn(raw, derivative, out)
             events.append(trade_event(EXCHANGE, symbol, raw, ts, capture, side, px, qty, trade_id,
                                       self.notional(symbol, px, qty), seq_last=optional_integer(t, "seq")))
         if not events:
@@ -111,7 +163,7 @@ class BybitParser(VenueParser):
         bids, asks = levels(field(d, "b"), "b"), levels(field(d, "a"), "a")
         cts = optional_integer(m, "cts")
         ts, capture = stamp(epoch_ms(cts if cts is not None else integer(m, "ts"), "ts"), cap)
-        symbol, inverse = self._symbol(raw, None)
+        symbol, inverse = bybit_symbol(raw, self.book_market(raw, out))
         if inverse:
             bids, asks = _base_sizes(bids), _base_sizes(asks)
         state = self.book(EXCHANGE, symbol, raw, f"orderbook.{parts[1]}")

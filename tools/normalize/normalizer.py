@@ -64,6 +64,8 @@ class Normalizer:
         self._parser = spec.parser(Options(symbol, market, dict(contract_sizes or {}), dict(quote_usd or {}),
                                            max_pending))
         self._clock = clock
+        self._kept: Emitter | None = None  # the emitter of a session kept across calls
+        self._next_index = 0
         # The columnar lane has no envelope or clock: it serves recorded binance lines.
         self._columnar = columnar and clock is None and isinstance(self._parser, BinanceParser)
 
@@ -73,6 +75,8 @@ class Normalizer:
         """Normalize a batch; diffs still held at the end are rejected (`awaiting_snapshot`)."""
         out = Emitter()
         one = self._one
+        if isinstance(payloads, Sequence):
+            self._parser.prime(payloads)
         for index, payload in enumerate(payloads):
             one(index, payload, out)
         self._parser.finish(out)
@@ -91,24 +95,49 @@ class Normalizer:
                 non_events.append(item)
         return NormalizeResult(events, event_index, rejections, non_events, self.summary(out))
 
-    def iter_normalize(self, payloads: Iterable[object]) -> Generator[Streamed, None, None]:
+    def iter_normalize(self, payloads: Iterable[object], *, keep: bool = False) -> Generator[Streamed, None, None]:
         """Yield events, rejections and non-events as they are produced; the last item is the `Summary`.
 
-        Closing the generator early (a client went away) drops what the call still held.
+        With `keep` (a session fed across calls) diffs still held at the end stay held for the next
+        call, input indices continue from the previous call's, and the summary's counts run across
+        calls; `end` closes such a session. Without it, closing the generator early (a client went
+        away) drops what the call still held.
         """
-        out = Emitter()
+        if keep:
+            out = self._kept = self._kept if self._kept is not None else Emitter()
+        else:
+            out = Emitter()
+        if isinstance(payloads, Sequence):
+            self._parser.prime(payloads)
         finished = False
         try:
-            for index, payload in enumerate(payloads):
+            for payload in payloads:
+                index = self._next_index if keep else out.inputs
+                if keep:
+                    self._next_index += 1
                 self._one(index, payload, out)
                 yield from out.drain()
-            self._parser.finish(out)
+            if not keep:
+                self._parser.finish(out)
             finished = True
             yield from out.drain()
             yield self.summary(out)
         finally:
-            if not finished:  # the consumer stopped early: do not carry held diffs into the next call
+            if not finished and not keep:  # the consumer stopped early: do not carry held diffs into the next call
                 self._parser.finish(Emitter())
+
+    @property
+    def next_index(self) -> int:
+        """The index the next input of a kept session gets."""
+        return self._next_index
+
+    def end(self) -> Generator[Streamed, None, None]:
+        """Close a kept session: diffs still held are rejected as `awaiting_snapshot`; the last item is the summary."""
+        out = self._kept if self._kept is not None else Emitter()
+        self._kept = None
+        self._parser.finish(out)
+        yield from out.drain()
+        yield self.summary(out)
 
     def summary(self, out: Emitter) -> Summary:
         counts = out.counts()
@@ -194,6 +223,7 @@ class ArrowSession:
 
     def _feed(self, texts: list[bytes], indices: np.ndarray, blank: int, block: bytes | None) -> ArrowChunk:
         self.blank_lines += blank
+        self._n._parser.prime(texts)
         parts: list[binance_columnar.Part] = [(None, 0, len(texts))]
         if self._n._columnar and texts:
             parts = binance_columnar.read_parts(texts, block)

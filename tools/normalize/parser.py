@@ -8,7 +8,7 @@ state, so a rejected message never leaves a book half-updated.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -63,6 +63,9 @@ class VenueParser:
 
     def handle(self, index: int, msg: object, capture_ms: int | None, out: Emitter) -> None:
         raise NotImplementedError
+
+    def prime(self, payloads: Sequence[object]) -> None:
+        """Look over a batch before it is handled (bybit learns each symbol's category from its trades)."""
 
     def finish(self, out: Emitter) -> None:
         """Resolve anything still held at the end of the input."""
