@@ -16,6 +16,7 @@ from pydantic import Field
 from quantdesk.schemas.events import BookEvent, TradeEvent
 from quantdesk.server.errors import InvalidArgument, Problem
 from quantdesk.server.registry import CallContext, ToolInput, ToolOutput, ToolResult, ToolSet
+from quantdesk.server.resources import Listing
 from quantdesk.tools.caches.index import CacheEntry
 from quantdesk.tools.caches.service import CacheService
 from quantdesk.tools.caches.store import NAME_PATTERN, PARQUET
@@ -170,3 +171,30 @@ async def clear_caches(args: ClearInput, ctx: CallContext) -> DeleteOutput:
     for key in keys:
         service.delete(key)
     return DeleteOutput(deleted=len(keys), cache_keys=keys)
+
+
+# --- MCP resources: the cache as documents a model (or a stdio client) can read ----------------------
+
+CHANGED_BY = ("generate_dataset", "normalize_events", "delete_cache", "clear_caches")
+
+
+def _artifacts(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"cache_key": e["cache_key"], "size": e["bytes"],
+             "title": f"{e['kind']} {e['symbol'] or ''} ({e['rows']} rows)".replace("  ", " ")}
+            for e in stats["entries"]]
+
+
+ARTIFACTS = Listing("get_cache_stats", _artifacts)
+
+tools.resource("quantdesk://caches/stats", tool="get_cache_stats", name="cache-stats", title="Cache statistics",
+               description="Every cached dataset and normalized batch with rows and bytes, plus totals.",
+               changed_by=CHANGED_BY, aliases=("aleatoric://cache/stats",))
+tools.resource("quantdesk://artifacts/{cache_key}.parquet", tool="export_cache", name="artifact",
+               title="Dataset artifact", mime_type=PARQUET, listing=ARTIFACTS, changed_by=CHANGED_BY,
+               description="A cached dataset as a zstd Parquet file of canonical events (binary; large files are "
+                           "refused over MCP with the HTTP download path instead).")
+tools.resource("quantdesk://artifacts/{cache_key}.manifest.json", tool="get_cache_manifest",
+               name="artifact-manifest", title="Artifact provenance manifest", listing=ARTIFACTS,
+               changed_by=CHANGED_BY, select=lambda out: out["manifest"],
+               description="How an artifact was made: its config, manifest_hash, model version, schema, rows and "
+                           "sha256.")

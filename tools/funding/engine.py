@@ -38,7 +38,8 @@ def simulate_funding_regime(request: FundingRegimeRequest, *, now_ms: int | None
     initial_premium = (request.mark_price - request.spot_price) / request.spot_price
     _check(request, params, initial_premium)
 
-    seed = request.seed if request.seed is not None else secrets.randbits(63)
+    # 53 bits: a seed a client echoes back must survive JavaScript numbers (2^53) unrounded.
+    seed = request.seed if request.seed is not None else secrets.randbits(53)
     start_ms = request.start_ts_ms if request.start_ts_ms is not None else (
         now_ms if now_ms is not None else time.time_ns() // 1_000_000
     )

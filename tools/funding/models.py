@@ -61,7 +61,7 @@ class FundingRegimeRequest(BaseModel):
         "venue rule; it also damps rates inside the cap).",
     )
     seed: int | None = Field(
-        default=None, ge=0, le=2**63 - 1, description="Random seed; the same seed gives the same result. Omitted: "
+        default=None, ge=0, le=2**53 - 1, description="Random seed; the same seed gives the same result. Omitted: "
         "a fresh seed is drawn and reported in summary.seed."
     )
     start_ts_ms: int | None = Field(
