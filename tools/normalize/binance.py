@@ -192,7 +192,8 @@ class BinanceParser(VenueParser):
             raise MessageError("wrong_type", "'e' must be a string")
         handler = self._handlers.get(e)
         if handler is None:
-            raise MessageError("unsupported_message", f"binance event {e[:40]!r} is not normalized")
+            raise MessageError("unsupported_message", "this binance event type is not normalized (accepted: "
+                               + ", ".join(self._handlers) + ")")
         handler(index, m, stream, capture_ms, out)
 
     def finish(self, out: Emitter) -> None:

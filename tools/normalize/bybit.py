@@ -125,7 +125,8 @@ class BybitParser(VenueParser):
         elif topic.startswith("orderbook."):
             self._book(index, m, topic, capture_ms, out)
         else:
-            raise MessageError("unsupported_message", f"bybit topic {topic[:40]!r} is not normalized")
+            raise MessageError("unsupported_message", "this bybit topic is not normalized (accepted: publicTrade.*, "
+                               "orderbook.*)")
 
     def _symbol(self, raw: str, derivative: bool | None) -> tuple[str, bool]:
         return bybit_symbol(raw, self.market(derivative, raw))
@@ -155,7 +156,7 @@ class BybitParser(VenueParser):
     def _book(self, index: int, m: dict[str, Any], topic: str, cap: int | None, out: Emitter) -> None:
         parts = topic.split(".")
         if len(parts) != 3 or not parts[1].isdigit():
-            raise MessageError("malformed", f"orderbook topic {topic[:40]!r} is not orderbook.<depth>.<symbol>")
+            raise MessageError("malformed", "the orderbook topic is not orderbook.<depth>.<symbol>")
         kind = choice(field(m, "type"), _TYPES, "type")
         d = as_object(field(m, "data"), "data")
         raw = text(d, "s")

@@ -87,7 +87,8 @@ class CmeParser(VenueParser):
         m = as_object(msg)
         template = text(m, "template")
         if template not in ("TradeSummary48", "Book46", "SnapshotFullRefresh52"):
-            raise MessageError("unsupported_message", f"cme template {template[:40]!r} is not normalized")
+            raise MessageError("unsupported_message", "this cme template is not normalized (accepted: "
+                               + ", ".join(MESSAGES) + ")")
         ns = integer(m, "transact_time_ns", minimum=1)
         if ns >= _MAX_NS:
             raise MessageError("invalid_value", "transact_time_ns is beyond the year 2200")
@@ -114,7 +115,8 @@ class CmeParser(VenueParser):
             if override is not None:
                 unit = override
             if unit <= 0:
-                raise MessageError("unknown_instrument", f"no contract unit known for CME product {root}")
+                raise MessageError("unknown_instrument", f"no contract unit known for CME product {root}: pass "
+                                   f"contract_sizes {{\"{root}\": <base units per contract>}}")
             inst = self._instruments[raw] = _Instrument(f"{base}-USD-{expiry:%y%m%d}", raw, unit)
         return inst
 

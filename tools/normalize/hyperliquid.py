@@ -62,7 +62,8 @@ class HyperliquidParser(VenueParser):
             ask = [] if pair[1] is None else _levels([pair[1]], "bbo[1]")
             self._snapshot(index, data, "bbo", bid, ask, capture_ms, out)
         else:
-            raise MessageError("unsupported_message", f"hyperliquid channel {channel[:40]!r} is not normalized")
+            raise MessageError("unsupported_message", "this hyperliquid channel is not normalized (accepted: "
+                               + ", ".join(MESSAGES) + ")")
 
     def _trades(self, index: int, data: list[Any], cap: int | None, out: Emitter) -> None:
         events = []

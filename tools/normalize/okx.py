@@ -46,6 +46,8 @@ TRADE_CHANNELS = frozenset({"trades", "trades-all"})
 MESSAGES = ("trades", "trades-all", "books (snapshot, update)", "books-l2-tbt", "books50-l2-tbt", "books5", "bbo-tbt")
 
 _SIDES = {"buy": "buy", "sell": "sell"}
+_CONTROL_EVENTS = frozenset({"subscribe", "unsubscribe", "error", "login", "notice", "channel-conn-count",
+                             "channel-conn-count-error"})
 _ACTIONS = {"snapshot": "snapshot", "update": "update"}
 TextLevel = tuple[float, float, str, str]
 
@@ -60,7 +62,8 @@ class OkxParser(VenueParser):
     def handle(self, index: int, msg: object, capture_ms: int | None, out: Emitter) -> None:
         m = as_object(msg)
         if "event" in m:  # subscribe / unsubscribe / error / channel-conn-count notices
-            out.non_event(index, "control", {"event": str(m["event"])[:40]})
+            event = m["event"]
+            out.non_event(index, "control", {"event": event if event in _CONTROL_EVENTS else "other"})
             return
         arg = as_object(field(m, "arg"), "'arg'")
         channel = text(arg, "channel")
@@ -72,7 +75,8 @@ class OkxParser(VenueParser):
         elif channel in SNAPSHOT_CHANNELS:
             self._snapshot_channel(index, channel, arg, data, capture_ms, out)
         else:
-            raise MessageError("unsupported_message", f"okx channel {channel[:40]!r} is not normalized")
+            raise MessageError("unsupported_message", "this okx channel is not normalized (accepted: "
+                               + ", ".join(sorted(TRADE_CHANNELS | BOOK_CHANNELS | SNAPSHOT_CHANNELS)) + ")")
 
     def contract(self, inst_id: str) -> ContractSize | None:
         """Contract size of a derivative (None for spot); unknown instruments are rejected."""
@@ -88,8 +92,7 @@ class OkxParser(VenueParser):
             else:
                 size = OKX_CONTRACTS.get((base, quote))
                 if size is None:
-                    raise MessageError("unknown_instrument",
-                                       f"no contract value (ctVal) known for {inst_id}: pass contract_sizes")
+                    raise MessageError("unknown_instrument", unknown_contract(inst_id))
             self._sizes[inst_id] = size
         return size
 
@@ -196,6 +199,14 @@ class OkxParser(VenueParser):
         _apply(state, bids, asks)
         state.resync(seq)
         self.publish(index, state, out, timestamp_ms=ts, capture_ms=capture, is_snapshot=True, seq_last=seq)
+
+
+def unknown_contract(inst_id: str) -> str:
+    """How to give the contract value of an instrument the table does not know (the caller has the key)."""
+    unit = "USD" if okx_instrument(inst_id)[3] == "USD" else "base units"
+    return (f"no contract value (ctVal) known for {inst_id}: pass contract_sizes {{\"{inst_id}\": <ctVal>}} "
+            f"to normalize_events or normalize_file (CLI: --contract-size {inst_id}=<ctVal>); ctVal is in "
+            f"{unit}, from GET /api/v5/public/instruments")
 
 
 def _apply(state: BookState, bids: list[TextLevel], asks: list[TextLevel]) -> None:

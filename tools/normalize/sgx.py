@@ -83,7 +83,8 @@ class SgxParser(VenueParser):
         base = symbol.split("-")[0]
         size = self.options.contract_sizes.get(base, SGX_CONTRACTS.get(base))
         if size is None:
-            raise MessageError("unknown_instrument", f"no contract size known for SGX {base}: send contract_size")
+            raise MessageError("unknown_instrument", f"no contract size known for SGX {base}: send contract_size in "
+                               f"the message or pass contract_sizes {{\"{base}\": <base units per contract>}}")
         return size
 
     def _sequence(self, index: int, symbol: str, raw: str, key: str, seq: int, out: Emitter) -> bool:

@@ -29,7 +29,7 @@ CME_MONTH_CODES = {c: i + 1 for i, c in enumerate("FGHJKMNQUVXZ")}
 
 
 def unknown(symbol: str, why: str) -> MessageError:
-    return MessageError("unknown_symbol", f"cannot map symbol {symbol[:40]!r}: {why}")
+    return MessageError("unknown_symbol", f"the symbol cannot be mapped to a canonical one: {why}")
 
 
 def canonical(base: str, quote: str, kind: Kind, expiry: dt.date | None = None) -> str:

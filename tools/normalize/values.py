@@ -1,4 +1,7 @@
-"""Typed reads of raw JSON fields; every failure is a `MessageError` naming the field.
+"""Typed reads of raw JSON fields; every failure is a `MessageError` naming the field and what is wrong.
+
+Reasons name fields and JSON types, never the values read: a file that is not the expected format
+must not come back through its error messages.
 
 Venues send prices and sizes as decimal strings; numbers are accepted too. Booleans are never
 numbers here (JSON `true` is not 1). Floats, not Decimal: the precision policy of the spec.
@@ -52,7 +55,7 @@ def choice(value: object, table: Mapping[str, str], what: str) -> str:
     """The canonical spelling of an enumerated string field (a side, an action)."""
     if type(value) is str and value in table:
         return table[value]
-    raise MessageError("invalid_value", f"{what!r} must be one of {', '.join(table)}, got {str(value)[:20]!r}")
+    raise MessageError("invalid_value", f"{what!r} must be one of {', '.join(table)}")
 
 
 def flag(obj: Mapping[str, Any], key: str) -> bool:
@@ -79,7 +82,7 @@ def to_int(value: object, what: str, *, minimum: int = -INT64_MAX - 1, allow_tex
     else:
         raise MessageError("wrong_type", f"{what!r} must be an integer, got {type_name(value)}")
     if result < minimum or result > INT64_MAX:
-        raise MessageError("invalid_value", f"{what!r} is out of range: {result}")
+        raise MessageError("invalid_value", f"{what!r} is out of range (at least {minimum}, at most 2^63 - 1)")
     return result
 
 
@@ -90,7 +93,7 @@ def to_float(value: object, what: str) -> float:
         try:
             result = float(value)  # type: ignore[arg-type]
         except ValueError:
-            raise MessageError("invalid_value", f"{what!r} is not a decimal number: {str(value)[:40]!r}") from None
+            raise MessageError("invalid_value", f"{what!r} is not a decimal number") from None
     elif kind is float or kind is int:
         result = float(value)  # type: ignore[arg-type]
     else:
@@ -103,7 +106,7 @@ def to_float(value: object, what: str) -> float:
 def price(value: object, what: str = "price") -> float:
     result = to_float(value, what)
     if result <= 0.0:
-        raise MessageError("invalid_value", f"{what!r} must be positive, got {result}")
+        raise MessageError("invalid_value", f"{what!r} must be positive")
     return result
 
 
@@ -111,21 +114,21 @@ def amount(value: object, what: str = "size") -> float:
     """A size that may be zero (a deleted level) but not negative."""
     result = to_float(value, what)
     if result < 0.0:
-        raise MessageError("invalid_value", f"{what!r} must not be negative, got {result}")
+        raise MessageError("invalid_value", f"{what!r} must not be negative")
     return result
 
 
 def positive(value: object, what: str = "size") -> float:
     result = to_float(value, what)
     if result <= 0.0:
-        raise MessageError("invalid_value", f"{what!r} must be positive, got {result}")
+        raise MessageError("invalid_value", f"{what!r} must be positive")
     return result
 
 
 def epoch_ms(value: int, what: str) -> int:
     """Milliseconds since the epoch from ms, µs or ns by magnitude (binance `timeUnit=MICROSECOND` sends µs)."""
     if value <= 0:
-        raise MessageError("invalid_value", f"{what!r} must be a positive epoch time, got {value}")
+        raise MessageError("invalid_value", f"{what!r} must be a positive epoch time")
     if value >= 10**17:
         return value // 1_000_000
     if value >= 10**14:
