@@ -1,0 +1,1081 @@
+"""The desk engine: orders, matching, fills, positions, balances, funding, liquidation and equity, on one clock.
+
+Everything that changes state happens under one re-entrant lock, in steps: a step is one SQLite
+transaction (an order with its immediate fills, one trade print with the resting fills it causes,
+one funding settlement, one liquidation, one cancel-all) followed by the publication of its events.
+A step that fails leaves the store as it was and the engine reloads its state from the store.
+
+The market moves only through `advance_to` (see `advance.py`), which processes every book, trade,
+funding time, liquidation and equity sample in between in one fixed order. Orders are matched by
+the rules in README.md beside this module.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from quantdesk.server.errors import Conflict, InvalidArgument, NotFound, Problem
+from quantdesk.tools.desk.accounting import (
+    add_balance,
+    apply_perp_fill,
+    cross_liquidation_price,
+    fee_usd,
+    isolated_liquidation_price,
+    maintenance_margin,
+    slippage_bps,
+    spot_cash_flows,
+    unrealized_pnl,
+)
+from quantdesk.tools.desk.book import LiveBook
+from quantdesk.tools.desk.clock import Clock, SimulatedClock
+from quantdesk.tools.desk.config import DeskConfig
+from quantdesk.tools.desk.events import (
+    EquityEvent,
+    FillEvent,
+    FundingEvent,
+    LiquidationEvent,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderExpired,
+    OrderRejected,
+    OrderTriggered,
+    PositionEvent,
+)
+from quantdesk.tools.desk.gate import AccountSnapshot, OpenGate, OrderGate, OrderIntent
+from quantdesk.tools.desk.instruments import SETTLEMENT_ASSET, Instrument, InstrumentTable
+from quantdesk.tools.desk.ledger import Ledger
+from quantdesk.tools.desk.model import (
+    EquitySample,
+    Fill,
+    FundingPayment,
+    IntentContext,
+    Liquidity,
+    MarginMode,
+    Order,
+    OrderRequest,
+    Position,
+    Reason,
+    side_sign,
+)
+from quantdesk.tools.desk.resting import RestingOrders, pop, top
+
+if TYPE_CHECKING:
+    from quantdesk.tools.bus.bus import BusEvent
+    from quantdesk.tools.desk.advance import AdvanceReport, MarketProcessor
+    from quantdesk.tools.desk.feed import MarketFeed
+
+DEFAULT_LEVERAGE = 5.0
+MAX_ADVANCE_MS = 31 * 86_400_000
+_OPEN_LIMIT = ("open", "partially_filled")
+
+
+@dataclass(slots=True)
+class MarketState:
+    """What the engine knows of one symbol's market at the current time."""
+
+    book: LiveBook | None = None
+    last_price: float | None = None
+    last_trade_ms: int | None = None
+    mark: float | None = None
+    index: float | None = None
+    updated_ms: int | None = None
+    premium_samples: list[float] = field(default_factory=list)
+    period_start_ms: int | None = None
+    last_funding: FundingPayment | None = None
+
+    def reference_mark(self) -> float | None:
+        return self.mark if self.mark is not None else self.last_price
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceResult:
+    order: Order
+    fills: list[Fill]
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    order_id: str
+    client_order_id: str | None
+    symbol: str
+    ok: bool
+    status: str
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"order_id": self.order_id, "client_order_id": self.client_order_id, "symbol": self.symbol,
+                "ok": self.ok, "status": self.status, "error": self.error}
+
+
+@dataclass(slots=True)
+class EngineMetrics:
+    orders_submitted: int = 0
+    orders_accepted: int = 0
+    rejections: Counter[str] = field(default_factory=Counter)
+    fills: int = 0
+    fills_by_liquidity: Counter[str] = field(default_factory=Counter)
+    cancels: int = 0
+    liquidations: int = 0
+    funding_settlements: int = 0
+    equity_samples: int = 0
+    market_events: int = 0
+
+
+class DeskEngine:
+    def __init__(self, *, instruments: InstrumentTable, ledger: Ledger, config: DeskConfig, clock: Clock,
+                 feed_factory: Callable[[int], MarketFeed], publish: Callable[[BusEvent], object],
+                 gate: OrderGate | None = None) -> None:
+        self.instruments = instruments
+        self.ledger = ledger
+        self.config = config
+        self.clock = clock
+        self.gate: OrderGate = gate or OpenGate()
+        self._feed_factory = feed_factory
+        self._publish = publish
+        self.lock = threading.RLock()
+        self.metrics = EngineMetrics()
+        self._interrupt = threading.Event()
+        self._processor: MarketProcessor | None = None
+        self._conn: Any = None
+        self._events: list[BusEvent] = []
+        self.markets: dict[str, MarketState] = {s: MarketState() for s in instruments.by_symbol}
+        self._load()
+
+    # --- state -------------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        stored = self.ledger.load()
+        meta = stored.meta
+        if "origin_ms" not in meta:
+            self._create()
+            stored = self.ledger.load()
+            meta = stored.meta
+        self.origin_ms = int(meta["origin_ms"])
+        self.now_ms = int(meta["now_ms"])
+        self.peak_equity = float(meta["peak_equity_usd"])
+        self.day_start_equity = float(meta["day_start_equity_usd"])
+        self.day_key = int(meta["day_key"])
+        self.open_orders: dict[str, Order] = {o.order_id: o for o in stored.open_orders}
+        self.by_client = stored.client_ids
+        self.balances = stored.balances
+        self.positions = stored.positions
+        self.settings: dict[str, tuple[float, MarginMode]] = stored.settings
+        self._order_seq = stored.counters["order"]
+        self._fill_seq = stored.counters["fill"]
+        self._journal_seq = stored.counters["journal"]
+        self.resting: dict[str, RestingOrders] = {s: RestingOrders() for s in self.instruments.by_symbol}
+        self._reserved: dict[str, float] = {}
+        self._reserved_by_order: dict[str, tuple[str, float]] = {}
+        for order in self.open_orders.values():
+            self._index(order)
+            self._rebook(order)
+        for symbol, funding in stored.last_funding.items():
+            self.markets[symbol].last_funding = funding
+        if isinstance(self.clock, SimulatedClock) and self.clock.now_ms() < self.now_ms:
+            self.clock.set(self.now_ms)
+
+    def _create(self) -> None:
+        """First start: the clock's origin, the starting deposit and every perpetual's default settings."""
+        if self.config.start_time_ms is not None:
+            origin = self.config.start_time_ms
+        else:
+            origin = self.clock.now_ms()
+        origin -= origin % 1000
+        balances: dict[str, float] = {}
+        with self.ledger.transaction() as conn:
+            seq = 0
+            for asset, amount in sorted(self.config.initial_balances.items()):
+                seq += 1
+                value = add_balance(balances, asset, amount)
+                self.ledger.put_deposit(conn, seq, asset, amount, origin)
+                self.ledger.put_entries(conn, [(seq, origin, "deposit", asset, amount, value, None, None)])
+            for instrument in self.instruments.perpetuals():
+                seq += 1
+                self.ledger.put_setting(conn, seq, instrument.symbol, min(DEFAULT_LEVERAGE, instrument.max_leverage),
+                                        "cross", origin)
+            equity = balances.get(SETTLEMENT_ASSET, 0.0)
+            self.ledger.put_meta(conn, {"origin_ms": str(origin), "now_ms": str(origin),
+                                        "peak_equity_usd": repr(equity), "day_start_equity_usd": repr(equity),
+                                        "day_key": str(_day_key(origin))})
+
+    def reload(self) -> None:
+        """Throw away the in-memory state and read it back from the store (after a failed step)."""
+        with self.lock:
+            markets = self.markets
+            self._load()
+            self.markets = markets
+
+    @contextmanager
+    def _step(self) -> Iterator[Any]:
+        """One transaction; events are published after it commits. Re-entrant: an inner step joins the outer."""
+        if self._conn is not None:
+            yield self._conn
+            return
+        events: list[BusEvent] = []
+        self._events = events
+        try:
+            with self.ledger.transaction() as conn:
+                self._conn = conn
+                try:
+                    yield conn
+                    # events at or before the desk time count as processed: a restart resumes after them
+                    self.ledger.put_meta(conn, {"now_ms": str(self.now_ms)})
+                finally:
+                    self._conn = None
+        except BaseException:
+            self._events = []
+            self.reload()
+            raise
+        self._events = []
+        for event in events:
+            self._publish(event)
+
+    def _emit(self, event: BusEvent) -> None:
+        self._events.append(event)
+
+    def _save_meta(self, conn: Any) -> None:
+        self.ledger.put_meta(conn, {"now_ms": str(self.now_ms), "peak_equity_usd": repr(self.peak_equity),
+                                    "day_start_equity_usd": repr(self.day_start_equity),
+                                    "day_key": str(self.day_key)})
+
+    # --- market ----------------------------------------------------------------------------------
+
+    def processor(self) -> MarketProcessor:
+        """The market processor, built on first need (it loads numpy and the feed)."""
+        if self._processor is None:
+            from quantdesk.tools.desk.advance import MarketProcessor
+
+            feed = self._feed_factory(self.origin_ms)
+            self._processor = MarketProcessor(self, feed)
+            self._processor.prime(self.now_ms)
+            if self.metrics.equity_samples == 0 and not self.ledger.list_equity(since_ms=None, until_ms=None,
+                                                                                 limit=1):
+                self.sample_equity(self.now_ms)
+        return self._processor
+
+    @property
+    def feed(self) -> MarketFeed:
+        return self.processor().feed
+
+    def sync(self) -> None:
+        """Bring the market up to the clock (real clock; a simulated clock moves only by `advance`)."""
+        with self.lock:
+            processor = self.processor()
+            if self.clock.mode == "real":
+                target = self.clock.now_ms()
+                if target > self.now_ms:
+                    processor.advance(min(target, self.now_ms + MAX_ADVANCE_MS))
+
+    def advance(self, until_ms: int) -> AdvanceReport:
+        if self.clock.mode != "simulated":
+            raise Conflict("the desk runs on the real clock; advance_clock works only with a simulated clock "
+                           "(start the server with QUANTDESK_DESK_CLOCK=simulated)")
+        with self.lock:
+            if until_ms < self.now_ms:
+                raise InvalidArgument.from_problems([Problem("$.until_ms", f"is before the desk's time {self.now_ms}")])
+            if until_ms - self.now_ms > MAX_ADVANCE_MS:
+                raise InvalidArgument.from_problems([Problem("$.seconds", "one call advances at most 31 days")])
+            self._interrupt.clear()
+            report = self.processor().advance(until_ms)
+            assert isinstance(self.clock, SimulatedClock)
+            self.clock.set(self.now_ms)
+            with self._step() as conn:
+                self._save_meta(conn)
+            return report
+
+    def request_interrupt(self) -> None:
+        """Ask a running advance to stop at its next step (the kill switch must not wait for a long advance)."""
+        self._interrupt.set()
+
+    @property
+    def interrupted(self) -> bool:
+        return self._interrupt.is_set()
+
+    def set_market(self, symbol: str, *, book: LiveBook | None = None, mark: float | None = None,
+                   index: float | None = None, trade: tuple[int, float] | None = None, at_ms: int) -> None:
+        market = self.markets[symbol]
+        if book is not None:
+            market.book = book
+        if mark is not None and mark == mark:
+            market.mark = mark
+        if index is not None and index == index:
+            market.index = index
+        if trade is not None:
+            market.last_trade_ms, market.last_price = trade
+        market.updated_ms = at_ms
+
+    def market(self, instrument: Instrument) -> MarketState:
+        self.processor()
+        return self.markets[instrument.symbol]
+
+    # --- accounts --------------------------------------------------------------------------------
+
+    def position(self, symbol: str) -> Position:
+        position = self.positions.get(symbol)
+        if position is None:
+            leverage, mode = self.settings.get(symbol, (DEFAULT_LEVERAGE, "cross"))
+            position = self.positions[symbol] = Position(symbol, margin_mode=mode, leverage=leverage)
+        return position
+
+    def _mark(self, symbol: str, fallback: float = 0.0) -> float:
+        mark = self.markets[symbol].reference_mark()
+        return mark if mark is not None else fallback
+
+    def holding(self, asset: str) -> float:
+        return self.balances.get(asset, 0.0)
+
+    def account(self) -> AccountSnapshot:
+        wallet = self.balances.get(SETTLEMENT_ASSET, 0.0)
+        upnl = gross = net = isolated = cross_im = cross_upnl = spot_value = 0.0
+        for symbol, p in self.positions.items():
+            if p.size == 0.0:
+                continue
+            mark = self._mark(symbol, p.entry_price)
+            pnl = unrealized_pnl(p, mark)
+            upnl += pnl
+            notional = p.size * mark
+            gross += abs(notional)
+            net += notional
+            if p.margin_mode == "isolated":
+                isolated += p.isolated_margin_usd
+            else:
+                cross_im += abs(notional) / p.leverage
+                cross_upnl += pnl
+        for asset, amount in self.balances.items():
+            if asset == SETTLEMENT_ASSET or amount == 0.0:
+                continue
+            spot = self.instruments.spot_for(asset)
+            price = self._mark(spot.symbol) if spot else 0.0
+            spot_value += amount * price
+            gross += abs(amount * price)
+            net += amount * price
+        equity = wallet + upnl + spot_value
+        available = wallet - self._reserved.get(SETTLEMENT_ASSET, 0.0) - isolated - cross_im + cross_upnl
+        return AccountSnapshot(self.now_ms, equity, wallet, available, gross, net, max(self.peak_equity, equity),
+                               self.day_start_equity, len(self.open_orders))
+
+    def _cross_excess(self) -> float:
+        """Cross collateral plus cross unrealized P&L minus cross maintenance margin (liquidation below 0)."""
+        excess = self.balances.get(SETTLEMENT_ASSET, 0.0)
+        for symbol, p in self.positions.items():
+            if p.size == 0.0:
+                continue
+            if p.margin_mode == "isolated":
+                excess -= p.isolated_margin_usd
+                continue
+            mark = self._mark(symbol, p.entry_price)
+            rate = self.instruments.by_symbol[symbol].maintenance_margin_rate or 0.0
+            excess += unrealized_pnl(p, mark) - maintenance_margin(p, mark, rate)
+        return excess
+
+    def liquidation_price(self, position: Position) -> float | None:
+        rate = self.instruments.by_symbol[position.symbol].maintenance_margin_rate or 0.0
+        if position.size == 0.0:
+            return None
+        if position.margin_mode == "isolated":
+            return isolated_liquidation_price(position, rate)
+        mark = self._mark(position.symbol, position.entry_price)
+        own = unrealized_pnl(position, mark) - maintenance_margin(position, mark, rate)
+        return cross_liquidation_price(position, rate, self._cross_excess() - own)
+
+    def liquidation_plan(self) -> tuple[dict[str, tuple[float, float]], float, dict[str, float]]:
+        """What the market processor scans for: isolated (size, liquidation price) per symbol, the cross
+        excess now and each cross symbol's sensitivity d(excess)/d(mark) = size - |size| x rate."""
+        isolated: dict[str, tuple[float, float]] = {}
+        slopes: dict[str, float] = {}
+        for symbol, p in self.positions.items():
+            if p.size == 0.0:
+                continue
+            rate = self.instruments.by_symbol[symbol].maintenance_margin_rate or 0.0
+            if p.margin_mode == "isolated":
+                price = isolated_liquidation_price(p, rate)
+                if price is not None:
+                    isolated[symbol] = (p.size, price)
+            else:
+                slopes[symbol] = p.size - abs(p.size) * rate
+        return isolated, (self._cross_excess() if slopes else 0.0), slopes
+
+    # --- reservations and resting orders ------------------------------------------------------------
+
+    def _reservation(self, order: Order) -> tuple[str, float] | None:
+        if not order.is_open or order.reduce_only:
+            return None
+        instrument = self.instruments.by_symbol[order.symbol]
+        price = order.price if order.price is not None else order.stop_price
+        if price is None:
+            return None
+        remaining = order.remaining
+        if instrument.is_perpetual:
+            leverage = self.settings.get(order.symbol, (DEFAULT_LEVERAGE, "cross"))[0]
+            return SETTLEMENT_ASSET, remaining * price / leverage
+        if order.side == "buy":
+            return instrument.quote, remaining * price * (1.0 + instrument.taker_fee_bps * 1e-4)
+        return instrument.base, remaining
+
+    def _rebook(self, order: Order) -> None:
+        old = self._reserved_by_order.pop(order.order_id, None)
+        if old is not None:
+            self._reserved[old[0]] = self._reserved.get(old[0], 0.0) - old[1]
+        new = self._reservation(order)
+        if new is not None and new[1] > 0:
+            self._reserved_by_order[order.order_id] = new
+            self._reserved[new[0]] = self._reserved.get(new[0], 0.0) + new[1]
+        if not self._reserved_by_order:
+            self._reserved.clear()  # no drift: with nothing reserved the totals are exactly zero
+
+    def _index(self, order: Order) -> None:
+        if order.status == "pending_trigger":
+            self.resting[order.symbol].add_stop(order)
+        elif order.status in _OPEN_LIMIT and order.price is not None:
+            self.resting[order.symbol].add_limit(order)
+
+    def _is_resting_limit(self, order_id: str) -> bool:
+        order = self.open_orders.get(order_id)
+        return order is not None and order.status in _OPEN_LIMIT
+
+    def _is_pending_stop(self, order_id: str) -> bool:
+        order = self.open_orders.get(order_id)
+        return order is not None and order.status == "pending_trigger"
+
+    def trigger_levels(self, symbol: str) -> tuple[float, float, float, float]:
+        """(highest resting buy, lowest resting sell, lowest buy stop, highest sell stop); inf when none."""
+        inf = float("inf")
+        r = self.resting[symbol]
+        bid = top(r.bids, self._is_resting_limit)
+        ask = top(r.asks, self._is_resting_limit)
+        buy_stop = top(r.buy_stops, self._is_pending_stop)
+        sell_stop = top(r.sell_stops, self._is_pending_stop)
+        return (-bid[0] if bid else -inf, ask[0] if ask else inf, buy_stop[0] if buy_stop else inf,
+                -sell_stop[0] if sell_stop else -inf)
+
+    # --- orders ------------------------------------------------------------------------------------
+
+    def _next_ids(self) -> tuple[int, str]:
+        self._order_seq += 1
+        return self._order_seq, f"ord-{self._order_seq:08d}"
+
+    def place_order(self, request: OrderRequest, context: IntentContext | None = None) -> PlaceResult:
+        context = context or IntentContext()
+        with self.lock:
+            self.sync()
+            if request.client_order_id is not None and request.client_order_id in self.by_client:
+                order = self.get_order(self.by_client[request.client_order_id])
+                return PlaceResult(order, self.ledger.list_fills(symbol=None, order_id=order.order_id, since_ms=None,
+                                                                 until_ms=None, liquidity=None, limit=1000)[::-1],
+                                   replayed=True)
+            instrument = self.instruments.get(request.symbol)
+            _check_shape(request, instrument)
+            self.metrics.orders_submitted += 1
+            market = self.market(instrument)
+            request, notes = self._clamp_reduce_only(request, instrument)
+            grid = _grid_problems(request, instrument, market)
+            if grid:
+                with self._step() as conn:
+                    self.gate.record(conn, None, request, context, self.now_ms,
+                                     [Reason(code, message) for _, code, message in grid], None)
+                for _, code, _ in grid:
+                    self.metrics.rejections[code] += 1
+                raise InvalidArgument.from_problems([Problem(path, f"{code}: {message}") for path, code, message
+                                                     in grid])
+            intent = self._intent(request, instrument, market, context)
+            reasons = self._engine_reasons(request, instrument, market) + self.gate.check(intent)
+            seq, order_id = self._next_ids()
+            status: Any = "rejected" if reasons else ("pending_trigger" if request.stop_price is not None else "open")
+            order = Order(order_id=order_id, client_order_id=request.client_order_id, symbol=request.symbol,
+                          side=request.side, order_type=request.order_type, time_in_force=request.time_in_force,
+                          quantity=request.quantity, original_quantity=request.quantity, price=request.price,
+                          stop_price=request.stop_price, post_only=request.post_only,
+                          reduce_only=request.reduce_only or context.operator, status=status, created_ms=self.now_ms,
+                          updated_ms=self.now_ms, source=context.source, seq=seq, signal_id=context.signal_id,
+                          reasons=reasons or notes)
+            if not reasons and instrument.is_perpetual and not order.reduce_only and self.gate.forces_reduce_only() \
+                    and not intent.increases_exposure:
+                # paused: an order accepted because it reduces stays unable to increase for its whole life
+                order.reduce_only = True
+            fills: list[Fill] = []
+            with self._step() as conn:
+                order.decision_id = self.gate.record(conn, intent, request, context, self.now_ms, reasons, order_id)
+                if order.client_order_id is not None:
+                    self.by_client[order.client_order_id] = order_id
+                if reasons:
+                    for reason in reasons:
+                        self.metrics.rejections[reason.code] += 1
+                    self.ledger.put_order(conn, order)
+                    self._emit(OrderRejected(self.now_ms, order.to_dict()))
+                else:
+                    self.metrics.orders_accepted += 1
+                    self.open_orders[order_id] = order
+                    self._emit(OrderAccepted(self.now_ms, order.to_dict()))
+                    fills = self._work(order, instrument)
+                    self._save_order(order)
+            self._after_change()
+            return PlaceResult(order, fills)
+
+    def _clamp_reduce_only(self, request: OrderRequest, instrument: Instrument) -> tuple[OrderRequest, list[Reason]]:
+        """A reduce-only order never asks for more than the live position (it would be refused or flip it)."""
+        if not request.reduce_only or not instrument.is_perpetual:
+            return request, []
+        size = self.positions[request.symbol].size if request.symbol in self.positions else 0.0
+        if size == 0.0 or (size > 0) == (request.side == "buy") or request.quantity <= abs(size):
+            return request, []
+        clamped = OrderRequest(**{**_fields(request), "quantity": abs(size)})
+        return clamped, [Reason("REDUCE_ONLY_CLAMPED", f"quantity {request.quantity:g} clamped to the live position "
+                                                       f"{abs(size):g}")]
+
+    def _intent(self, request: OrderRequest, instrument: Instrument, market: MarketState,
+                context: IntentContext) -> OrderIntent:
+        book = market.book
+        limit = request.price
+        estimate: float | None
+        if request.order_type == "market":
+            estimate = book.estimate(request.side, request.quantity, None) if book else None
+        elif request.order_type == "stop_market":
+            estimate = request.stop_price
+        else:
+            estimate = limit
+        mark = market.reference_mark()
+        price = estimate if estimate is not None else (mark or 0.0)
+        notional = request.quantity * price
+        account = self.account()
+        sign = side_sign(request.side)
+        fee = notional * instrument.taker_fee_bps * 1e-4
+        required_usd = required_base = available_base = 0.0
+        if instrument.is_perpetual:
+            before = self.positions[request.symbol].size if request.symbol in self.positions else 0.0
+            after = before + sign * request.quantity
+            leverage = self.settings.get(request.symbol, (DEFAULT_LEVERAGE, "cross"))[0]
+            if not request.reduce_only:
+                increase = max(0.0, abs(after) - abs(before)) if before * after >= 0 else abs(after)
+                required_usd = increase * price / leverage + fee
+        else:
+            before = self.holding(instrument.base)
+            after = before + sign * request.quantity
+            leverage = 1.0
+            if request.side == "buy":
+                required_usd = notional + fee
+            else:
+                required_base = request.quantity
+                available_base = before - self._reserved.get(instrument.base, 0.0)
+        position_value = (mark or price)
+        delta = (after - before) * position_value
+        return OrderIntent(
+            request=request, context=context, timestamp_ms=self.now_ms, is_perpetual=instrument.is_perpetual,
+            estimated_price=estimate, notional_usd=notional, mark_price=mark, position_before=before,
+            position_after=after, required_usd=required_usd, available_usd=account.available_usd,
+            required_base=required_base, available_base=available_base,
+            gross_after_usd=account.gross_exposure_usd - abs(before * position_value) + abs(after * position_value),
+            net_after_usd=account.net_exposure_usd + delta, leverage_setting=leverage,
+            max_leverage=instrument.max_leverage, account=account)
+
+    def _engine_reasons(self, request: OrderRequest, instrument: Instrument, market: MarketState) -> list[Reason]:
+        """What the market itself refuses: no data, a post-only that would take, a stop already triggered."""
+        reasons = []
+        book = market.book
+        if book is None or (book.best_bid is None and book.best_ask is None):
+            return [Reason("NO_MARKET_DATA", f"no market data for {instrument.symbol} at {self.now_ms}")]
+        if request.order_type == "market" and book.touch(request.side) is None:
+            reasons.append(Reason("NO_LIQUIDITY", f"the {instrument.symbol} book has no "
+                                                  f"{'asks' if request.side == 'buy' else 'bids'}"))
+        if request.post_only and request.price is not None and request.stop_price is None \
+                and book.crosses(request.side, request.price):
+            reasons.append(Reason("POST_ONLY_WOULD_TAKE", f"a post-only {request.side} at {request.price:g} would "
+                                                          f"trade against the book (touch {book.touch(request.side)})"))
+        if request.stop_price is not None:
+            last = market.last_price if market.last_price is not None else market.reference_mark()
+            if last is not None and ((request.side == "buy" and last >= request.stop_price)
+                                     or (request.side == "sell" and last <= request.stop_price)):
+                reasons.append(Reason("STOP_WOULD_TRIGGER_IMMEDIATELY",
+                                      f"last price {last:g} is already through the stop {request.stop_price:g}"))
+        if request.reduce_only and instrument.is_perpetual:
+            size = self.positions[request.symbol].size if request.symbol in self.positions else 0.0
+            if size == 0.0 or (size > 0) == (request.side == "buy"):
+                reasons.append(Reason("REDUCE_ONLY_WOULD_INCREASE_POSITION",
+                                      f"a reduce-only {request.side} would open or increase a position "
+                                      f"(position {size:g})"))
+        return reasons
+
+    def _work(self, order: Order, instrument: Instrument) -> list[Fill]:
+        """Execute what an accepted (or just triggered) order can do now; rest or expire the remainder."""
+        if order.status == "pending_trigger":
+            self.resting[order.symbol].add_stop(order)
+            self._rebook(order)
+            return []
+        book = self.markets[order.symbol].book
+        assert book is not None
+        limit = order.price if order.order_type in ("limit", "stop_limit") else None
+        fills: list[Fill] = []
+        if limit is not None and order.post_only and book.crosses(order.side, limit):
+            self._finish(order, "rejected", Reason("POST_ONLY_WOULD_TAKE", "the triggered post-only order would "
+                                                   "trade against the book"))
+            return fills
+        if order.time_in_force == "FOK":
+            available = book.fillable(order.side, limit)
+            want = self._executable_quantity(order)
+            if available + 1e-12 < want or want <= 0:
+                self._finish(order, "expired", Reason("FOK_NOT_FILLABLE", f"the book offers {available:g} of "
+                                                      f"{want:g} within the limit"))
+                return fills
+        if limit is None or book.crosses(order.side, limit):
+            fills = self._take(order, instrument, limit)
+        if not order.is_open:
+            return fills
+        if limit is None:
+            self._finish(order, "expired", Reason("NO_LIQUIDITY_REMAINING", f"the book had no more liquidity for "
+                                                  f"the last {order.remaining:g}"))
+        elif order.time_in_force in ("IOC", "FOK"):
+            self._finish(order, "expired", Reason("IOC_REMAINDER", f"{order.remaining:g} left unfilled at the limit"))
+        else:
+            self.resting[order.symbol].add_limit(order)
+            self._rebook(order)
+        return fills
+
+    def _executable_quantity(self, order: Order) -> float:
+        if not order.reduce_only:
+            return order.remaining
+        size = self.positions[order.symbol].size if order.symbol in self.positions else 0.0
+        if size == 0.0 or (size > 0) == (order.side == "buy"):
+            return 0.0
+        return min(order.remaining, abs(size))
+
+    def _take(self, order: Order, instrument: Instrument, limit: float | None) -> list[Fill]:
+        book = self.markets[order.symbol].book
+        assert book is not None
+        if order.reference_price is None:
+            order.reference_price = book.touch(order.side)
+        wanted = self._executable_quantity(order)
+        return [self._fill(order, instrument, quantity, price, "taker")
+                for price, quantity in book.take(order.side, wanted, limit, instrument.round_quantity)]
+
+    def _fill(self, order: Order, instrument: Instrument, quantity: float, price: float, liquidity: Liquidity,
+              *, reference: float | None = None, insurance: Callable[[float, float], float] | None = None) -> Fill:
+        """Book one fill: position or balances, fee, ledger rows, the order's progress, events."""
+        bps = instrument.maker_fee_bps if liquidity == "maker" else instrument.taker_fee_bps
+        fee = fee_usd(quantity, price, bps)
+        self._journal_seq += 1
+        self._fill_seq += 1
+        seq, now = self._journal_seq, self.now_ms
+        fill_id = f"fill-{self._fill_seq:08d}"
+        entries: list[tuple[Any, ...]] = []
+        realized = covered = 0.0
+        if instrument.is_perpetual:
+            position = self.position(order.symbol)
+            margin_before, size_before = position.isolated_margin_usd, position.size
+            realized = apply_perp_fill(position, instrument, order.side, quantity, price)
+            position.fees_usd += fee
+            if position.size == 0.0:
+                position.opened_ms = None
+            elif size_before == 0.0 or (size_before > 0) != (position.size > 0):
+                position.opened_ms = now
+            position.updated_ms = now
+            self._entry(entries, seq, "realized_pnl", SETTLEMENT_ASSET, realized, order.symbol, fill_id)
+            self._entry(entries, seq, "fee", SETTLEMENT_ASSET, -fee, order.symbol, fill_id)
+            if insurance is not None:
+                covered = insurance(realized - fee, margin_before)
+                if covered:
+                    self._entry(entries, seq, "insurance", SETTLEMENT_ASSET, covered, order.symbol, fill_id)
+        else:
+            for asset, amount in spot_cash_flows(instrument, order.side, quantity, price):
+                self._entry(entries, seq, "trade", asset, amount, order.symbol, fill_id)
+            self._entry(entries, seq, "fee", instrument.quote, -fee, order.symbol, fill_id)
+        filled = instrument.round_quantity(order.filled_quantity + quantity)
+        order.average_price = ((order.average_price or 0.0) * order.filled_quantity + price * quantity) / filled
+        order.filled_quantity = filled
+        order.fees_usd += fee
+        order.updated_ms = now
+        ref = reference if reference is not None else order.reference_price
+        fill = Fill(fill_id=fill_id, seq=seq, order_id=order.order_id, symbol=order.symbol, side=order.side,
+                    quantity=quantity, price=price, notional_usd=quantity * price, fee_usd=fee, liquidity=liquidity,
+                    reference_price=ref, slippage_bps=slippage_bps(order.side, price, ref),
+                    realized_pnl_usd=realized, insurance_usd=covered, timestamp_ms=now)
+        conn = self._conn
+        self.ledger.put_fill(conn, fill)
+        self.ledger.put_entries(conn, entries)
+        self.metrics.fills += 1
+        self.metrics.fills_by_liquidity[liquidity] += 1
+        self._emit(FillEvent(fill.to_dict()))
+        if instrument.is_perpetual:
+            position = self.positions[order.symbol]
+            self.ledger.put_position(conn, position)
+            self._emit(PositionEvent(now, self.describe_position(position)))
+        if order.filled_quantity >= order.quantity - 1e-12:
+            order.status = "filled"
+            self.open_orders.pop(order.order_id, None)
+        else:
+            order.status = "partially_filled"
+        self._rebook(order)
+        self._save_order(order)
+        if instrument.is_perpetual:
+            self._enforce_reduce_only(order.symbol)
+        return fill
+
+    def _entry(self, entries: list[tuple[Any, ...]], seq: int, kind: str, asset: str, amount: float,
+               symbol: str | None, ref: str | None) -> None:
+        value = add_balance(self.balances, asset, amount)
+        entries.append((seq, self.now_ms, kind, asset, amount, value, symbol, ref))
+
+    def _save_order(self, order: Order) -> None:
+        self.ledger.put_order(self._conn, order)
+
+    def _finish(self, order: Order, status: Literal["cancelled", "expired", "rejected"], reason: Reason) -> None:
+        order.status = status
+        order.reasons = [*order.reasons, reason]
+        order.updated_ms = self.now_ms
+        self.open_orders.pop(order.order_id, None)
+        self._rebook(order)
+        self._save_order(order)
+        if status == "cancelled":
+            self.metrics.cancels += 1
+            self._emit(OrderCancelled(self.now_ms, order.to_dict()))
+        elif status == "expired":
+            self._emit(OrderExpired(self.now_ms, order.to_dict()))
+        else:
+            self._emit(OrderRejected(self.now_ms, order.to_dict()))
+
+    def _enforce_reduce_only(self, symbol: str) -> None:
+        """After the position moved: every open reduce-only order on it shrinks to it or is cancelled."""
+        size = self.positions[symbol].size if symbol in self.positions else 0.0
+        for order in [o for o in self.open_orders.values() if o.symbol == symbol and o.reduce_only]:
+            if size == 0.0 or (size > 0) == (order.side == "buy"):
+                self._finish(order, "cancelled", Reason("REDUCE_ONLY_POSITION_CLOSED",
+                                                        f"the position is {size:g}; a reduce-only {order.side} "
+                                                        "would open or increase it"))
+            elif order.remaining > abs(size) + 1e-12:
+                order.quantity = self.instruments.by_symbol[symbol].round_quantity(order.filled_quantity + abs(size))
+                order.reasons = [*order.reasons, Reason("REDUCE_ONLY_SHRUNK",
+                                                        f"remaining quantity cut to the position {abs(size):g}")]
+                order.updated_ms = self.now_ms
+                self._save_order(order)
+                self._emit(OrderAmended(self.now_ms, order.to_dict()))
+
+    def get_order(self, order_id: str) -> Order:
+        order = self.open_orders.get(order_id) or self.ledger.get_order(order_id)
+        if order is None:
+            raise NotFound(f"order_id {order_id!r}: no such order")
+        return order
+
+    def find_order(self, order_id: str | None, client_order_id: str | None) -> Order:
+        if order_id is not None:
+            return self.get_order(order_id)
+        if client_order_id is not None and client_order_id in self.by_client:
+            return self.get_order(self.by_client[client_order_id])
+        raise NotFound(f"client_order_id {client_order_id!r}: no such order")
+
+    def cancel_order(self, order_id: str | None, client_order_id: str | None) -> Order:
+        with self.lock:
+            order = self.find_order(order_id, client_order_id)
+            if not order.is_open:
+                field_name = "order_id" if order_id is not None else "client_order_id"
+                raise Conflict(f"{field_name} {order_id or client_order_id!r}: the order is {order.status}; only "
+                               "open orders can be cancelled")
+            with self._step():
+                self._finish(order, "cancelled", Reason("CANCELLED", "cancelled on request"))
+            return order
+
+    def cancel_all(self, symbols: list[str] | None, reason: Reason) -> list[CancelResult]:
+        """Cancel every open order (of these symbols), in one step; per-order results, [] when none."""
+        with self.lock:
+            wanted = set(symbols) if symbols is not None else None
+            targets = [o for o in self.open_orders.values() if wanted is None or o.symbol in wanted]
+            if not targets:
+                return []
+            with self._step():
+                for order in targets:
+                    self._finish(order, "cancelled", reason)
+            return [CancelResult(o.order_id, o.client_order_id, o.symbol, True, o.status) for o in targets]
+
+    # --- market-driven steps (called by the market processor) --------------------------------------
+
+    def on_print(self, symbol: str, at_ms: int, price: float, size: float) -> int:
+        """A trade printed: fill resting limits it went through, then trigger stops. Returns fills made."""
+        self.now_ms = max(self.now_ms, at_ms)
+        self.set_market(symbol, trade=(at_ms, price), at_ms=at_ms)
+        instrument = self.instruments.by_symbol[symbol]
+        resting = self.resting[symbol]
+        made = 0
+        with self._step():
+            for heap, crossed in ((resting.bids, lambda p: p > price), (resting.asks, lambda p: p < price)):
+                capacity = size
+                while capacity > 1e-12:
+                    entry = top(heap, self._is_resting_limit)
+                    if entry is None or not crossed(abs(entry[0])):
+                        break
+                    order = self.open_orders[entry[2]]
+                    quantity = instrument.round_quantity(min(self._executable_quantity(order), capacity))
+                    if quantity <= 0:
+                        pop(heap)
+                        if order.reduce_only:
+                            self._enforce_reduce_only(symbol)
+                        continue
+                    assert order.price is not None
+                    self._fill(order, instrument, quantity, order.price, "maker", reference=order.price)
+                    capacity -= quantity
+                    made += 1
+            triggered = []
+            for heap, hit, sign in ((resting.buy_stops, lambda s: s <= price, 1.0),
+                                    (resting.sell_stops, lambda s: s >= price, -1.0)):
+                while (entry := top(heap, self._is_pending_stop)) is not None and hit(sign * entry[0]):
+                    pop(heap)
+                    triggered.append(self.open_orders[entry[2]])
+            for order in sorted(triggered, key=lambda o: o.seq):
+                if order.is_open:
+                    made += len(self._trigger(order, instrument))
+        if made or triggered:
+            self._after_change()
+        return made
+
+    def _trigger(self, order: Order, instrument: Instrument) -> list[Fill]:
+        order.status = "open"
+        order.triggered_ms = self.now_ms
+        order.updated_ms = self.now_ms
+        self._rebook(order)
+        self._emit(OrderTriggered(self.now_ms, order.to_dict()))
+        book = self.markets[order.symbol].book
+        if instrument.kind == "spot" and order.side == "buy" and book is not None:
+            estimate = book.estimate("buy", order.remaining, order.price) or order.stop_price or 0.0
+            cost = order.remaining * estimate * (1.0 + instrument.taker_fee_bps * 1e-4)
+            if cost > self.balances.get(instrument.quote, 0.0) - self._reserved.get(instrument.quote, 0.0) + 1e-9:
+                self._finish(order, "cancelled", Reason("INSUFFICIENT_BALANCE", f"the triggered buy needs {cost:.2f} "
+                                                        f"{instrument.quote}, more than is available"))
+                return []
+        fills = self._work(order, instrument)
+        self._save_order(order)
+        return fills
+
+    def check_liquidations(self, at_ms: int) -> int:
+        """Liquidate every isolated position below maintenance, and every cross position if the cross
+        account is; each liquidation is its own step. Returns how many positions were liquidated."""
+        self.now_ms = max(self.now_ms, at_ms)
+        done = 0
+        for symbol, position in list(self.positions.items()):
+            if position.size == 0.0 or position.margin_mode != "isolated":
+                continue
+            rate = self.instruments.by_symbol[symbol].maintenance_margin_rate or 0.0
+            mark = self._mark(symbol, position.entry_price)
+            if position.isolated_margin_usd + unrealized_pnl(position, mark) < maintenance_margin(position, mark, rate):
+                self._liquidate(symbol)
+                done += 1
+        if any(p.size != 0.0 and p.margin_mode == "cross" for p in self.positions.values()) \
+                and self._cross_excess() < 0:
+            for symbol, position in list(self.positions.items()):
+                if position.size != 0.0 and position.margin_mode == "cross":
+                    self._liquidate(symbol)
+                    done += 1
+        if done:
+            self._after_change()
+        return done
+
+    def _liquidate(self, symbol: str) -> None:
+        instrument = self.instruments.by_symbol[symbol]
+        position = self.positions[symbol]
+        mark = self._mark(symbol, position.entry_price)
+        liquidation_price = self.liquidation_price(position)
+        size, mode = position.size, position.margin_mode
+        with self._step():
+            for order in [o for o in self.open_orders.values() if o.symbol == symbol]:
+                self._finish(order, "cancelled", Reason("LIQUIDATION", "cancelled by the liquidation of the "
+                                                                       "position"))
+            seq, order_id = self._next_ids()
+            side: Any = "sell" if size > 0 else "buy"
+            price = instrument.round_price(mark)
+            order = Order(order_id=order_id, client_order_id=None, symbol=symbol, side=side, order_type="market",
+                          time_in_force="IOC", quantity=abs(size), original_quantity=abs(size), price=None,
+                          stop_price=None, post_only=False, reduce_only=True, status="open", created_ms=self.now_ms,
+                          updated_ms=self.now_ms, source="liquidation", seq=seq, reference_price=price,
+                          reasons=[Reason("LIQUIDATION", f"equity below maintenance margin at mark {mark:g}")])
+            self.open_orders[order_id] = order
+
+            def cover(cash: float, margin_before: float) -> float:
+                # the account never goes below zero: the simulated insurance fund takes the rest
+                if mode == "isolated":
+                    return max(0.0, -margin_before - cash)
+                return max(0.0, -(self.balances.get(SETTLEMENT_ASSET, 0.0)))
+
+            fill = self._fill(order, instrument, abs(size), price, "liquidation", reference=price, insurance=cover)
+            self.metrics.liquidations += 1
+            self._emit(LiquidationEvent(self.now_ms, symbol, mode, size, mark, liquidation_price,
+                                        fill.realized_pnl_usd, fill.fee_usd, fill.insurance_usd, fill.fill_id))
+
+    def settle_funding(self, symbol: str, at_ms: int, rate: float, premium: float) -> None:
+        market = self.markets[symbol]
+        mark = market.reference_mark()
+        if mark is None:
+            return
+        position = self.positions.get(symbol)
+        size = position.size if position is not None else 0.0
+        payment = -size * mark * rate
+        self._journal_seq += 1
+        record = FundingPayment(self._journal_seq, symbol, at_ms, rate, premium, mark, size, payment)
+        with self._step() as conn:
+            self.ledger.put_funding(conn, record)
+            if payment != 0.0:
+                entries: list[tuple[Any, ...]] = []
+                self._entry(entries, record.seq, "funding", SETTLEMENT_ASSET, payment, symbol, None)
+                self.ledger.put_entries(conn, entries)
+            if position is not None:
+                position.funding_usd += payment
+                position.updated_ms = at_ms
+                self.ledger.put_position(conn, position)
+            market.last_funding = record
+            self.metrics.funding_settlements += 1
+            self._emit(FundingEvent(record.to_dict()))
+        if payment != 0.0:
+            self.check_liquidations(at_ms)
+            self._after_change()
+
+    def sample_equity(self, at_ms: int) -> EquitySample:
+        account = self.account()
+        day = _day_key(at_ms)
+        if day != self.day_key:
+            self.day_key, self.day_start_equity = day, account.equity_usd
+        self.peak_equity = max(self.peak_equity, account.equity_usd)
+        upnl = sum(unrealized_pnl(p, self._mark(s, p.entry_price)) for s, p in self.positions.items() if p.size)
+        sample = EquitySample(at_ms, account.equity_usd, account.wallet_usd, upnl,
+                              account.equity_usd - account.wallet_usd - upnl, account.gross_exposure_usd,
+                              account.net_exposure_usd, account.drawdown_pct)
+        with self._step() as conn:
+            self.ledger.put_equity(conn, sample)
+            self._save_meta(conn)
+            self.metrics.equity_samples += 1
+            self._emit(EquityEvent(sample.to_dict()))
+        self.gate.after_update(self.account())
+        return sample
+
+    def _after_change(self) -> None:
+        """After a committed change of money or positions: liquidations first, then the circuit breakers."""
+        if self._conn is not None:
+            return
+        account = self.account()
+        if account.equity_usd > self.peak_equity:
+            self.peak_equity = account.equity_usd
+        self.gate.after_update(account)
+
+    # --- settings ----------------------------------------------------------------------------------
+
+    def set_leverage(self, symbol: str, leverage: float) -> Position:
+        with self.lock:
+            instrument = self._perpetual(symbol)
+            if not 1.0 <= leverage <= instrument.max_leverage:
+                limit = f"must be within 1..{instrument.max_leverage:g} for {symbol}"
+                raise InvalidArgument.from_problems([Problem("$.leverage", limit)])
+            mode = self.settings.get(symbol, (DEFAULT_LEVERAGE, "cross"))[1]
+            previous = self.settings.get(symbol, (DEFAULT_LEVERAGE, "cross"))
+            self.settings[symbol] = (leverage, mode)
+            position = self.position(symbol)
+            old_leverage = position.leverage
+            position.leverage = leverage
+            if position.size and mode == "cross" and self.account().available_usd < 0:
+                self.settings[symbol], position.leverage = previous, old_leverage
+                raise Conflict(f"leverage {leverage:g} would need more margin for the open {symbol} position than "
+                               "is available")
+            self._save_setting(symbol, position)
+            return position
+
+    def set_margin_mode(self, symbol: str, mode: MarginMode) -> Position:
+        with self.lock:
+            self._perpetual(symbol)
+            position = self.position(symbol)
+            if position.size != 0.0 or any(o.symbol == symbol for o in self.open_orders.values()):
+                raise Conflict(f"symbol {symbol}: the margin mode cannot change while a position or open orders "
+                               "exist (close and cancel them first)")
+            leverage = self.settings.get(symbol, (DEFAULT_LEVERAGE, "cross"))[0]
+            self.settings[symbol] = (leverage, mode)
+            position.margin_mode = mode
+            self._save_setting(symbol, position)
+            return position
+
+    def _save_setting(self, symbol: str, position: Position) -> None:
+        leverage, mode = self.settings[symbol]
+        self._journal_seq += 1
+        with self._step() as conn:
+            self.ledger.put_setting(conn, self._journal_seq, symbol, leverage, mode, self.now_ms)
+            self.ledger.put_position(conn, position)
+            for order in [o for o in self.open_orders.values() if o.symbol == symbol]:
+                self._rebook(order)
+            self._emit(PositionEvent(self.now_ms, self.describe_position(position)))
+
+    def _perpetual(self, symbol: str) -> Instrument:
+        instrument = self.instruments.get(symbol)
+        if not instrument.is_perpetual:
+            raise InvalidArgument.from_problems([Problem("$.symbol", f"{symbol} is a spot instrument: leverage and "
+                                                                     "margin mode apply to perpetuals")])
+        return instrument
+
+    # --- views ----------------------------------------------------------------------------------------
+
+    def describe_position(self, p: Position) -> dict[str, Any]:
+        mark = self._mark(p.symbol, p.entry_price)
+        instrument = self.instruments.by_symbol[p.symbol]
+        rate = instrument.maintenance_margin_rate or 0.0
+        notional = abs(p.size) * mark
+        return {
+            "symbol": p.symbol, "side": "long" if p.size > 0 else ("short" if p.size < 0 else "flat"),
+            "size": p.size, "entry_price": p.entry_price if p.size else None, "mark_price": mark or None,
+            "notional_usd": notional, "unrealized_pnl_usd": unrealized_pnl(p, mark),
+            "realized_pnl_usd": p.realized_pnl_usd, "fees_usd": p.fees_usd, "funding_usd": p.funding_usd,
+            "net_pnl_usd": p.realized_pnl_usd + unrealized_pnl(p, mark) - p.fees_usd + p.funding_usd,
+            "margin_mode": p.margin_mode, "leverage": p.leverage,
+            "isolated_margin_usd": p.isolated_margin_usd if p.margin_mode == "isolated" else None,
+            "initial_margin_usd": p.isolated_margin_usd if p.margin_mode == "isolated" else notional / p.leverage,
+            "maintenance_margin_usd": notional * rate, "liquidation_price": self.liquidation_price(p),
+            "opened_ms": p.opened_ms, "updated_ms": p.updated_ms,
+        }
+
+
+def _fields(request: OrderRequest) -> dict[str, Any]:
+    return {name: getattr(request, name) for name in request.__slots__}
+
+
+def _day_key(t_ms: int) -> int:
+    day = datetime.fromtimestamp(t_ms / 1000, tz=UTC).date()
+    return day.year * 10_000 + day.month * 100 + day.day
+
+
+def _check_shape(request: OrderRequest, instrument: Instrument) -> None:
+    """Fields that must or must not be there for the order type; problems name the field."""
+    problems = []
+    t = request.order_type
+    if t in ("limit", "stop_limit") and request.price is None:
+        problems.append(Problem("$.price", f"is required for a {t} order"))
+    if t in ("market", "stop_market") and request.price is not None:
+        problems.append(Problem("$.price", f"must be omitted for a {t} order (it trades at the market)"))
+    if t in ("stop_market", "stop_limit") and request.stop_price is None:
+        problems.append(Problem("$.stop_price", f"is required for a {t} order"))
+    if t in ("market", "limit") and request.stop_price is not None:
+        problems.append(Problem("$.stop_price", f"applies to stop orders only, not to a {t} order"))
+    if request.post_only and t not in ("limit", "stop_limit"):
+        problems.append(Problem("$.post_only", "applies to limit orders only"))
+    if request.post_only and request.time_in_force != "GTC":
+        problems.append(Problem("$.post_only", "needs time_in_force GTC (a post-only order rests or is refused)"))
+    if request.reduce_only and not instrument.is_perpetual:
+        problems.append(Problem("$.reduce_only", f"{instrument.symbol} is spot: reduce_only applies to perpetuals"))
+    if problems:
+        raise InvalidArgument.from_problems(problems)
+
+
+def _grid_problems(request: OrderRequest, instrument: Instrument, market: MarketState) -> list[tuple[str, str, str]]:
+    """Tick, lot and minimum-notional problems: (field path, reason code, message)."""
+    out = []
+    for name, value in (("price", request.price), ("stop_price", request.stop_price)):
+        if value is not None and not instrument.price_on_tick(value):
+            out.append((f"$.{name}", "PRICE_NOT_ON_TICK",
+                        f"{value!r} is not a multiple of the tick size {instrument.tick_size:g}"))
+    if not instrument.quantity_on_lot(request.quantity):
+        out.append(("$.quantity", "QUANTITY_NOT_ON_LOT",
+                    f"{request.quantity!r} is not a multiple of the lot size {instrument.lot_size:g}"))
+    elif request.quantity < instrument.lot_size - 1e-15:
+        out.append(("$.quantity", "QUANTITY_NOT_ON_LOT", f"is below the lot size {instrument.lot_size:g}"))
+    if not request.reduce_only:
+        price = request.price or request.stop_price or market.reference_mark()
+        if price is not None and request.quantity * price < instrument.min_notional_usd - 1e-9:
+            out.append(("$.quantity", "NOTIONAL_BELOW_MINIMUM",
+                        f"notional {request.quantity * price:.4f} USD is below the minimum "
+                        f"{instrument.min_notional_usd:g} for {instrument.symbol}"))
+    return out
