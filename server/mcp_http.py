@@ -20,12 +20,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import mcp.types as types
 import orjson
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
 from quantdesk.server.auth import Authenticator, credential_from_headers
@@ -121,7 +123,7 @@ class McpHttpDoor:
         if body.lstrip().startswith(b"["):
             await self._batch(self.json_manager, scope, body, headers, receive, send)
             return
-        if streams and version not in MODERN_PROTOCOL_VERSIONS and _is_initialize(body):
+        if streams and version not in MODERN_PROTOCOL_VERSIONS and _opens_session(body):
             await self.session_manager.handle_request(scope, _replay(body, receive), _without_session_on_error(send))
             return
         if not streams:
@@ -223,9 +225,16 @@ def _parse(body: bytes) -> Any:
         return None
 
 
-def _is_initialize(body: bytes) -> bool:
+def _opens_session(body: bytes) -> bool:
+    """A well-formed initialize: only that may create a session (a malformed one is answered statelessly)."""
     message = _parse(body)
-    return isinstance(message, dict) and message.get("method") == "initialize"
+    if not (isinstance(message, dict) and message.get("method") == "initialize" and "id" in message):
+        return False
+    try:
+        types.InitializeRequestParams.model_validate(message.get("params"))
+    except ValidationError:
+        return False
+    return True
 
 
 def _is_modern(message: Any) -> bool:

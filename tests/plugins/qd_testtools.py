@@ -8,7 +8,16 @@ from pathlib import Path
 import anyio
 from pydantic import BaseModel, Field
 
-from quantdesk.server.registry import CallContext, ToolInput, ToolOutput, ToolSet
+from quantdesk.server.registry import (
+    AudioBlock,
+    CallContext,
+    ImageBlock,
+    ResourceBlock,
+    ToolInput,
+    ToolOutput,
+    ToolResult,
+    ToolSet,
+)
 
 tools = ToolSet("testing")
 
@@ -66,3 +75,17 @@ async def emit_ticks(args: TicksInput, ctx: CallContext) -> AsyncIterator[Tick]:
     """Emit `count` numbered ticks as a stream."""
     for index in range(args.count):
         yield Tick(index=index)
+
+
+class BlocksOutput(ToolOutput):
+    blocks: int
+
+
+@tools.tool(scope="read", read_only=True, idempotent=True, output_model=BlocksOutput)
+async def show_blocks(args: CountInput, ctx: CallContext) -> ToolResult:
+    """Answer with one content block of every kind beside the structured result (for door parity tests)."""
+    content = (ImageBlock(b"\x89PNG\r\n\x1a\n" + bytes(args.steps), "image/png"),
+               AudioBlock(b"RIFF" + bytes(args.steps), "audio/wav"),
+               ResourceBlock("quantdesk://test/text", "text/plain", text="hello"),
+               ResourceBlock("quantdesk://test/blob", "application/octet-stream", blob=bytes(range(args.steps))))
+    return ToolResult(BlocksOutput(blocks=len(content)), content)

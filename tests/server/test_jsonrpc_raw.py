@@ -156,18 +156,44 @@ def sse_result(response: httpx.Response) -> dict:
     return [json.loads(d) for d in data if '"result"' in d or '"error"' in d][-1]
 
 
-@pytest.mark.parametrize("arguments", [{"name": "eth"}, {"name": 5}, {"name": "nope"}, {"bogus": 1}])
-def test_a_plain_json_call_answers_exactly_as_the_sdk_path_does(server, arguments):
-    """Plain JSON tools/call is answered by the binding directly; an SDK session must get the same result."""
-    call = {"jsonrpc": "2.0", "id": 40, "method": "tools/call", "params": {"name": "get_presets",
-                                                                            "arguments": arguments}}
-    plain = post(server, call).json()
+def sdk_session(server) -> dict[str, str]:
     sse_headers = {"Accept": "application/json, text/event-stream"}
     init = post(server, {**INIT, "params": {**INIT["params"], "protocolVersion": "2025-11-25"}}, headers=sse_headers)
     session = {**sse_headers, "Mcp-Session-Id": init.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
     post(server, {"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
-    through_sdk = sse_result(post(server, call, headers=session))
+    return session
+
+
+def registered_tools(server) -> list[str]:
+    return [tool["name"] for tool in httpx.get(f"{server.url}/mcp/tools/list", timeout=30).json()["tools"]]
+
+
+PARITY_CALLS = [("get_presets", {"name": "eth"}), ("get_presets", {"name": 5}), ("get_presets", {"name": "nope"}),
+                ("get_presets", {"bogus": 1}), ("get_config_schema", {}), ("list_venue_ids", {}),
+                ("show_blocks", {"steps": 3}), ("fail_unexpectedly", {"steps": 1}), ("no_such_tool", {})]
+
+
+@pytest.mark.parametrize(("name", "arguments"), PARITY_CALLS)
+def test_a_plain_json_call_answers_exactly_as_the_sdk_path_does(server, name, arguments):
+    """Plain JSON tools/call is answered by the binding directly; an SDK session must get the same answer:
+    results, content blocks of every kind, tool errors, unknown tools and internal errors (request ids aside)."""
+    call = {"jsonrpc": "2.0", "id": 40, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
+    plain = post(server, call).json()
+    through_sdk = sse_result(post(server, call, headers=sdk_session(server)))
+    if "error" in plain and "request id" in plain["error"]["message"]:
+        plain["error"]["message"] = through_sdk["error"]["message"] = "internal error"
     assert plain == through_sdk
+
+
+def test_every_tool_refuses_an_unknown_argument_alike_on_both_paths(server):
+    session = sdk_session(server)
+    for name in registered_tools(server):
+        call = {"jsonrpc": "2.0", "id": 41, "method": "tools/call",
+                "params": {"name": name, "arguments": {"parity_probe": 1}}}
+        plain = post(server, call).json()
+        assert plain["result"]["isError"] is True, name
+        assert "$.parity_probe" in plain["result"]["content"][0]["text"], name
+        assert plain == sse_result(post(server, call, headers=session)), name
 
 
 def test_a_client_that_hangs_up_cancels_a_plain_json_call(server, tmp_path):
