@@ -89,3 +89,11 @@ async def show_blocks(args: CountInput, ctx: CallContext) -> ToolResult:
                ResourceBlock("quantdesk://test/text", "text/plain", text="hello"),
                ResourceBlock("quantdesk://test/blob", "application/octet-stream", blob=bytes(range(args.steps))))
     return ToolResult(BlocksOutput(blocks=len(content)), content)
+
+
+@tools.stream(scope="stream", event_model=Tick)
+async def emit_then_fail(args: TicksInput, ctx: CallContext) -> AsyncIterator[Tick]:
+    """Emit `count` ticks, then fail unexpectedly (a stream that breaks after its first byte)."""
+    for index in range(args.count):
+        yield Tick(index=index)
+    raise RuntimeError("secret internal detail /etc/shadow")
