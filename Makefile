@@ -24,7 +24,8 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check server tools schemas compat_http tests bench
+	$(VENV)/bin/ruff check server tools schemas compat_http tests bench scripts
+	$(VENV)/bin/lint-imports
 	$(MAKE) typecheck
 
 # mypy cannot follow the editable finder; a link tree gives it the quantdesk.<folder> layout.

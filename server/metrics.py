@@ -28,8 +28,6 @@ class Metrics:
                               ["tool", "kind"], registry=self.registry)
         self.latency = Histogram("quantdesk_tool_latency_seconds", "Tool call latency", ["tool"],
                                  buckets=_LATENCY_BUCKETS, registry=self.registry)
-        self.http_requests = Counter("quantdesk_http_requests", "HTTP requests by route and status",
-                                     ["route", "status"], registry=self.registry)
         self.active_streams = Gauge("quantdesk_active_streams", "Open SSE streams", registry=self.registry)
         self.tools_registered = Gauge("quantdesk_tools_registered", "Tools in the registry", registry=self.registry)
         # .labels() locks and hashes on every call; the children are stable, so keep them.
