@@ -52,7 +52,7 @@ def coerce_query_value(values: list[str], prop: dict[str, Any] | None) -> Any:
     if "array" in types:
         return [item for value in values for item in value.split(",") if item != ""]
     value = values[-1]
-    if "null" in types and value in ("", "null"):
+    if "null" in types and value == "null":
         return None
     if "boolean" in types and value.lower() in ("true", "false", "1", "0"):
         return value.lower() in ("true", "1")
@@ -234,6 +234,16 @@ def make_endpoint(row: Row, entry: ToolEntry, profile: Profile, state: HttpState
     return endpoint
 
 
+_ERROR_RESPONSES: dict[str, Any] = {
+    "404": {"description": "A named thing (an entry, an order, an agent, ...) does not exist."},
+    "409": {"description": "The request clashes with the current state."},
+    "413": {"description": "The request body is over the size limit."},
+    "422": {"description": "Invalid arguments: every problem with its JSON path."},
+    "429": {"description": "Too many requests or a concurrency cap; retry after `Retry-After` seconds."},
+    "503": {"description": "A dependency or resource is unavailable now."},
+}
+
+
 def openapi_operation(row: Row, entry: ToolEntry, path_params: list[str]) -> dict[str, Any]:
     schema = inline_refs(entry.input_schema)
     properties: dict[str, Any] = schema.get("properties", {})
@@ -243,6 +253,8 @@ def openapi_operation(row: Row, entry: ToolEntry, path_params: list[str]) -> dic
         for p in path_params
     ]
     ok_schema = row.response_schema or inline_refs(entry.output_schema)
+    if row.extra_properties:
+        ok_schema = {**ok_schema, "properties": {**ok_schema.get("properties", {}), **row.extra_properties}}
     ok_content: dict[str, Any] = {"application/json": {"schema": ok_schema}}
     if row.file:
         ok_content = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
@@ -251,7 +263,7 @@ def openapi_operation(row: Row, entry: ToolEntry, path_params: list[str]) -> dic
         "x-quantdesk-scopes": sorted({*row.scopes, entry.scope}) if not row.public else [],
         "responses": {
             str(row.status_code): {"description": "The tool's result.", "content": ok_content},
-            "422": {"description": "Invalid arguments: every problem with its JSON path."},
+            **_ERROR_RESPONSES,
         },
     }
     if not row.public:
@@ -268,7 +280,11 @@ def openapi_operation(row: Row, entry: ToolEntry, path_params: list[str]) -> dic
         params += [{"name": k, "in": "query", "required": k in required, "schema": v} for k, v in rest.items()]
     if entry.streaming:
         operation["responses"][str(row.status_code)]["content"]["text/event-stream"] = {
-            "schema": {"type": "string", "description": "One canonical event per `data:` line."}}
+            "schema": {"description": "One event per `data:` line, as JSON."}}
+    elif not row.file:
+        operation["responses"][str(row.status_code)]["content"]["text/event-stream"] = {
+            "schema": {"description": "With `Accept: text/event-stream`: `event: progress` messages, then "
+                                      "`event: result` with the JSON result (or `event: error` with the error body)."}}
     if params:
         operation["parameters"] = params
     return operation

@@ -45,6 +45,8 @@ class Row:
     request: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     response: ResponseMapper | None = None
     response_schema: dict[str, Any] | None = None
+    extra_properties: Mapping[str, Any] = field(default_factory=dict)
+    """Fields `response` adds to the tool's output, documented beside the output schema's own."""
     status_code: int = 200
     stream: bool = False
     sse_when: str | None = None

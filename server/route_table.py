@@ -70,10 +70,11 @@ class RouteTable(BaseRoute):
         allowed: list[str] = []
         by_method = self._static.get(path)
         if by_method is not None:
+            # A static path is its own resource: a template that would also match it does not serve it.
             route = by_method.get(method)
             if route is not None:
                 return Match.FULL, {"quantdesk.route": route, "path_params": {}}
-            allowed += by_method
+            return Match.PARTIAL, {"quantdesk.allowed": sorted(by_method)}
         for route in self._templated:
             found = route.regex.match(path)
             if found is None:
