@@ -230,6 +230,19 @@ class ToolEntry:
         return {"name": self.name, "description": self.description.split("\n\n")[0], "scope": self.scope}
 
 
+def compact_schema(node: Any) -> Any:
+    """The schema without the titles pydantic derives from field and class names.
+
+    They restate the key they sit under and cost about a tenth of every `tools/list`, which a
+    model reads in full; descriptions carry what a reader needs.
+    """
+    if isinstance(node, dict):
+        return {k: compact_schema(v) for k, v in node.items() if not (k == "title" and isinstance(v, str))}
+    if isinstance(node, list):
+        return [compact_schema(v) for v in node]
+    return node
+
+
 def _make_entry(
     fn: Callable[..., Any],
     *,
@@ -269,8 +282,8 @@ def _make_entry(
         if not (isinstance(returned, type) and issubclass(returned, BaseModel)):
             raise TypeError(f"tool {tool_name}: annotate the return with the output model or pass output_model=")
         output_model = returned
-    input_schema = input_model.model_json_schema(mode="validation")
-    output_schema = output_model.model_json_schema(mode="serialization")
+    input_schema = compact_schema(input_model.model_json_schema(mode="validation"))
+    output_schema = compact_schema(output_model.model_json_schema(mode="serialization"))
     jsonschema.Draft202012Validator.check_schema(input_schema)
     return ToolEntry(
         name=tool_name,
