@@ -54,12 +54,13 @@ def normalize_file(source: str, in_path: str | os.PathLike[str], out_path: str |
                    symbol: str | None = None, market: str | None = None,
                    on_progress: ProgressCallback | None = None, max_reported: int = 100,
                    contract_sizes: Mapping[str, float] | None = None, quote_usd: Mapping[str, float] | None = None,
-                   block_bytes: int = BLOCK_BYTES) -> FileSummary:
+                   block_bytes: int = BLOCK_BYTES, overwrite: bool = True) -> FileSummary:
     """Normalize `in_path` into the Parquet file `out_path`; `on_progress(lines_done, bytes_done, total_bytes)`.
 
     Rejections are counted in the summary and the first `max_reported` are listed with their
-    1-based line numbers. Raises OSError (and gzip's EOFError) when the input cannot be read; the
-    output then does not exist.
+    1-based line numbers. Raises OSError (and gzip's EOFError, zlib.error) when the input cannot be
+    read; the output then does not exist. Without `overwrite`, an existing `out_path` is never
+    replaced, even one created while this ran: FileExistsError.
     """
     started = time.perf_counter()
     src, dst = Path(in_path), Path(out_path)
@@ -88,12 +89,29 @@ def normalize_file(source: str, in_path: str | os.PathLike[str], out_path: str |
                 write(session.close())
             with tmp.open("rb") as written:
                 os.fsync(written.fileno())
-            os.replace(tmp, dst)
+            if overwrite:
+                os.replace(tmp, dst)
+            else:
+                _place_new(tmp, dst)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
     return FileSummary(source, str(src), str(dst), lines_done, session.blank_lines, total_bytes, rows,
                        time.perf_counter() - started, session.summary(), reported)
+
+
+def _place_new(tmp: Path, dst: Path) -> None:
+    """Give the finished file its name only if that name is free: a hard link fails rather than replace."""
+    try:
+        os.link(tmp, dst)
+    except FileExistsError:
+        raise
+    except OSError:  # a filesystem without hard links: check, then rename (a narrow race remains)
+        if dst.exists():
+            raise FileExistsError(str(dst)) from None
+        os.replace(tmp, dst)
+        return
+    tmp.unlink()
 
 
 class _Readable(Protocol):
