@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import accumulate
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import lfilter
 
 from quantdesk.tools.market.blocks import BLOCK_MS, BLOCK_SECONDS, SEGMENT_BLOCKS, Stream, stream_rng
 from quantdesk.tools.market.params import ModelParams
@@ -85,6 +85,18 @@ class CoarseBlocks:
             jump_size=np.concatenate([p.jump_size for p in parts]))
 
 
+def ar1_path(phi: float, innovations: FloatArray, state: float) -> FloatArray:
+    """`y[t] = phi * y[t-1] + innovations[t]` from `y[-1] = state`.
+
+    The same floating-point operations in the same order as `scipy.signal.lfilter([1], [1, -phi], x,
+    zi=[phi * state])` (so the same bytes), without importing scipy.signal, which costs a process 0.8 s
+    of start-up; the Python recursion costs about 65 ns a step (25 ms per simulated day).
+    """
+    path = accumulate(innovations.tolist(), lambda y, x: x + phi * y, initial=state)
+    next(path)
+    return np.fromiter(path, dtype=np.float64, count=innovations.shape[0])
+
+
 class CoarseProcess:
     """Draws the coarse path segment after segment; each call to `next_segment` continues the last."""
 
@@ -124,12 +136,11 @@ class CoarseProcess:
                 eta *= math.sqrt(1.0 - p.leverage**2)
                 previous = np.concatenate([[self._previous_shock], shocks[:-1]])
                 eta[::STEPS_PER_BLOCK] += p.factor_innovation_sd[k] * p.leverage * math.sqrt(STEPS_PER_BLOCK) * previous
-            path = lfilter([1.0], [1.0, -phi], eta, zi=[phi * self._factors[k]])[0]
+            path = ar1_path(phi, eta, float(self._factors[k]))
             self._factors[k] = path[-1]
             total += path
         log_vol_ratio = (total - p.total_factor_var).reshape(n, STEPS_PER_BLOCK)
-        spread = lfilter([1.0], [1.0, -p.spread_phi], spread_noise_draws * p.spread_innovation_sd,
-                         zi=[p.spread_phi * self._spread])[0]
+        spread = ar1_path(p.spread_phi, spread_noise_draws * p.spread_innovation_sd, self._spread)
         self._spread = float(spread[-1])
 
         relative_var = np.exp(2.0 * log_vol_ratio).mean(axis=1)
