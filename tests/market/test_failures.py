@@ -18,10 +18,10 @@ import pytest
 
 from quantdesk.schemas.generation import DriverConfig
 from quantdesk.schemas.manifest import SimulationManifest
-from quantdesk.tools.market import pipeline
-from quantdesk.tools.market.executors import ProcessExecutor, close_idle_pools
+from quantdesk.tools.market import pipeline, pools
 from quantdesk.tools.market.faults import FAULTS_DIR_VARIABLE, FAULTS_VARIABLE
 from quantdesk.tools.market.pipeline import GenerationCancelled, GenerationFailed, generate_to_parquet
+from quantdesk.tools.market.pools import close_idle_pools
 
 
 @pytest.fixture
@@ -85,8 +85,8 @@ def test_a_finished_job_hands_its_warm_pool_to_the_next_and_a_cancelled_one_does
         busy_manifest: SimulationManifest, out_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     close_idle_pools()
     started: list[int] = []
-    new_pool = ProcessExecutor._new_pool
-    monkeypatch.setattr(ProcessExecutor, "_new_pool", lambda self: (started.append(1), new_pool(self))[1])
+    start = pools.WarmPool._start
+    monkeypatch.setattr(pools.WarmPool, "_start", lambda self: (started.append(1), start(self))[1])
     driver = DriverConfig(workers=2, window_seconds=60)
     first = generate_to_parquet(busy_manifest, driver, out_dir / "a.parquet")
     second = generate_to_parquet(busy_manifest, driver, out_dir / "b.parquet")
@@ -151,10 +151,12 @@ def test_a_local_pool_hands_row_groups_over_as_files_and_removes_them(busy_manif
                                                                       out_dir: Path, spill_dir: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     reference = _reference(busy_manifest, out_dir)
+    driver = DriverConfig(workers=2, window_seconds=60)
+    generate_to_parquet(busy_manifest, driver, out_dir / "warm.parquet")  # a warm pool: no window made in-process
     seen: list[Path] = []
     monkeypatch.setattr(pipeline.os, "unlink", lambda path: (seen.append(Path(path)), os.remove(path)))
     out = out_dir / "pool.parquet"
-    report = generate_to_parquet(busy_manifest, DriverConfig(workers=2, window_seconds=60), out)
+    report = generate_to_parquet(busy_manifest, driver, out)
     assert out.read_bytes() == reference
     assert len([path for path in seen if path.parent == spill_dir]) == report.row_groups
 

@@ -38,6 +38,14 @@ class BookSnapshots:
     def n_rows(self) -> int:
         return int(self.offset_ms.shape[0])
 
+    @staticmethod
+    def concat(parts: list[BookSnapshots]) -> BookSnapshots:
+        """Consecutive runs of snapshots joined into one."""
+        if len(parts) == 1:
+            return parts[0]
+        return BookSnapshots(*(np.concatenate([getattr(part, name) for part in parts]) for name in
+                               ("offset_ms", "latency_ms", "bid_ticks", "ask_ticks", "bid_lots", "ask_lots")))
+
     def rows(self, start: int, stop: int) -> BookSnapshots:
         """Snapshots `[start, stop)` (views)."""
         return BookSnapshots(offset_ms=self.offset_ms[start:stop], latency_ms=self.latency_ms[start:stop],

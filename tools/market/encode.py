@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +60,9 @@ from quantdesk.tools.market.trades import trade_id_deltas
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 CREATED_BY = f"quantdesk event encoder ({MODEL_VERSION})"
+_SHARE_TRADES, _SHARE_BIDS, _SHARE_ASKS = 0.4, 0.7, 0.9
+"""Shares of a row group's encoding time done after the trade columns, the bids, the asks (measured: 0.22, 0.56,
+0.87 for the default market; 0.61, 0.82, 0.92 for a busy one)."""
 _SHARED_FIELDS = (1, 2, 5, 7)  # version, schema, key/value metadata, column orders
 _DIRECT_SPAN = 1 << 16
 """Values within this span of the smallest one are looked up in a presence table; the rest (a tail) are sorted."""
@@ -179,8 +183,14 @@ def _grid_codec(entries: int, values: int, width: int) -> Codec:
     return Codec.ZSTD if entries * 64 > values * width else Codec.UNCOMPRESSED
 
 
-def encode_events(params: ModelParams, books: BookSnapshots, trades: TradeRows) -> EncodedRowGroup:
-    """One row group of the events, in the order and with the values of `build_table(params, books, trades)`."""
+def encode_events(params: ModelParams, books: BookSnapshots, trades: TradeRows,
+                  on_step: Callable[[float], None] | None = None) -> EncodedRowGroup:
+    """One row group of the events, in the order and with the values of `build_table(params, books, trades)`.
+
+    `on_step(share)` hears the share of the row group encoded so far, after the trade columns and after
+    each book side (an estimate of the share of the time, see `_SHARE_TRADES`).
+    """
+    reached = on_step or (lambda share: None)
     p = params
     n_book, n_trade = books.n_rows, trades.n_rows
     n = n_book + n_trade
@@ -237,10 +247,11 @@ def encode_events(params: ModelParams, books: BookSnapshots, trades: TradeRows) 
     writer.add_column(("notional_usd",), Type.DOUBLE, n, Encoding.BYTE_STREAM_SPLIT, byte_stream_split(notional),
                       codec=Codec.ZSTD, definition=trade_def)
 
+    reached(_SHARE_TRADES)
     levels = p.num_levels
     repetition, list_definition, entries = _list_levels(is_book, book_pos, levels)
-    for side, level_ticks, level_lots in (("bids", books.bid_ticks, books.bid_lots),
-                                          ("asks", books.ask_ticks, books.ask_lots)):
+    for share, side, level_ticks, level_lots in ((_SHARE_BIDS, "bids", books.bid_ticks, books.bid_lots),
+                                                 (_SHARE_ASKS, "asks", books.ask_ticks, books.ask_lots)):
         ticks, tick_index = dictionary_of(level_ticks.reshape(-1))
         writer.add_column((side, "list", "item", "price"), Type.DOUBLE, entries, Encoding.RLE_DICTIONARY,
                           _dictionary_values(tick_index, ticks.size, byte_aligned=True), codec=Codec.ZSTD,
@@ -253,6 +264,7 @@ def encode_events(params: ModelParams, books: BookSnapshots, trades: TradeRows) 
                           definition=list_definition,
                           dictionary=(sizes.size, _plain_doubles(to_decimal(sizes, p.lot_units, p.lot_scale,
                                                                             p.lot_size))))
+        reached(share)
 
     writer.add_column(("is_snapshot",), Type.BOOLEAN, n, Encoding.PLAIN,
                       _bitmap(np.ones(n_book, dtype=np.bool_)).tobytes(), definition=book_def)

@@ -5,23 +5,29 @@ crash breaks every pending future (BrokenProcessPool); `recover` builds one new 
 (the other broken futures of the same dead pool do not rebuild it again) for the retries.
 `close(cancel=True)` stops work promptly: pending tasks are dropped and the pool's processes (or
 the LocalCluster this executor started) are terminated, not waited for. `close(cancel=False)` hands
-a local pool over to the next job for `IDLE_POOL_SECONDS` (starting and warming two workers cost a
-job about 35 ms, 7% of a 6-hour busy run); a pool is only ever used by one job at a time.
+a local pool over to the next job (see pools); a pool is only ever used by one job at a time.
+
+A local pool that is still starting (its forkserver imports the engine, about 0.4 s) does not hold
+the job up: until its workers answer, windows are made in the calling thread, as the inline
+executor makes them; a job of a few seconds is thus never slower than one without a pool. Windows
+of a fault drill (QUANTDESK_MARKET_FAULTS) always go to the pool: an injected crash must not end
+the server.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import multiprocessing
 import os
-import threading
 import weakref
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from typing import Any, Protocol
 
-from quantdesk.tools.market.worker import WindowResult, WindowTask, exit_with_parent, run_window
+from quantdesk.tools.market.pools import WarmPool, give_pool, take_pool
+from quantdesk.tools.market.pools import close_idle_pools as close_idle_pools  # TRANSITIONAL
+from quantdesk.tools.market.worker import WindowProgress, WindowResult, WindowTask, run_window
 
 DASK_ADDRESS_VARIABLE = "QUANTDESK_DASK_ADDRESS"
 logger = logging.getLogger("quantdesk.market")
@@ -37,16 +43,23 @@ class WindowExecutor(Protocol):
     def close(self, *, cancel: bool) -> None: ...
 
 
+def _run_here(task: WindowTask, report: WindowProgress | None) -> Future[WindowResult]:
+    future: Future[WindowResult] = Future()
+    try:
+        future.set_result(run_window(task, report))
+    except Exception as exc:  # noqa: BLE001 - handed to the pipeline's retry logic
+        future.set_exception(exc)
+    return future
+
+
 class InlineExecutor:
     """Runs each window at submit time in the calling thread (workers=1 or multiprocess=False)."""
 
+    def __init__(self, report: WindowProgress | None = None) -> None:
+        self._report = report
+
     def submit(self, task: WindowTask) -> Future[WindowResult]:
-        future: Future[WindowResult] = Future()
-        try:
-            future.set_result(run_window(task))
-        except Exception as exc:  # noqa: BLE001 - handed to the pipeline's retry logic
-            future.set_exception(exc)
-        return future
+        return _run_here(task, self._report)
 
     def recover(self, failed: Future[WindowResult]) -> None:
         return None
@@ -55,86 +68,27 @@ class InlineExecutor:
         return None
 
 
-def _process_context() -> multiprocessing.context.BaseContext:
-    # forkserver: no fork of a threaded parent (servers run event loops and thread pools), and the
-    # preloaded, warmed engine (see worker_process) makes each worker start in milliseconds at full speed
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["quantdesk.tools.market.worker_process"])
-    return context
-
-
-IDLE_POOL_SECONDS = 60.0
-"""A pool whose job ended cleanly waits this long for the next job before its processes exit."""
-
-
-class _IdlePools:
-    """Pools between jobs, by worker count: the next job starts on warm processes instead of forking new ones."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._idle: dict[int, list[tuple[ProcessPoolExecutor, threading.Timer]]] = {}
-
-    def take(self, workers: int) -> ProcessPoolExecutor | None:
-        with self._lock:
-            entries = self._idle.get(workers)
-            if not entries:
-                return None
-            pool, timer = entries.pop()
-        timer.cancel()
-        return pool
-
-    def give(self, workers: int, pool: ProcessPoolExecutor) -> None:
-        timer = threading.Timer(IDLE_POOL_SECONDS, self._expire, (workers, pool))
-        timer.daemon = True
-        with self._lock:
-            self._idle.setdefault(workers, []).append((pool, timer))
-        timer.start()
-
-    def close_all(self) -> None:
-        with self._lock:
-            entries = [entry for pools in self._idle.values() for entry in pools]
-            self._idle.clear()
-        for pool, timer in entries:
-            timer.cancel()
-            pool.shutdown(wait=True)
-
-    def _expire(self, workers: int, pool: ProcessPoolExecutor) -> None:
-        with self._lock:
-            entries = self._idle.get(workers, [])
-            kept = [entry for entry in entries if entry[0] is not pool]
-            if len(kept) == len(entries):
-                return  # taken meanwhile
-            self._idle[workers] = kept
-        pool.shutdown(wait=True)
-
-
-_IDLE_POOLS = _IdlePools()
-
-
-def close_idle_pools() -> None:
-    """Stop the processes of every pool waiting for a next job (the next job starts a fresh pool)."""
-    _IDLE_POOLS.close_all()
-
-
 class ProcessExecutor:
-    """A local process pool of `workers` processes, kept warm between jobs for `IDLE_POOL_SECONDS`."""
+    """A local process pool of `workers` processes, warm from an earlier job when one ended lately."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, report: WindowProgress | None = None) -> None:
         self._workers = workers
-        self._pool = _IDLE_POOLS.take(workers) or self._new_pool()
+        self._report = report
+        self._pool = take_pool(workers)
         self._submitted: weakref.WeakSet[Future[WindowResult]] = weakref.WeakSet()
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=self._workers, mp_context=_process_context(),
-                                   initializer=exit_with_parent)
+        self.inline_windows = 0
+        """Windows made in the calling thread while the pool was starting."""
 
     def submit(self, task: WindowTask) -> Future[WindowResult]:
+        if not self._pool.ready.is_set() and task.faults is None:
+            self.inline_windows += 1
+            return _run_here(replace(task, spill_prefix=None, progress_path=None), self._report)
         try:
-            future = self._pool.submit(run_window, task)
+            future = self._pool.executor.submit(run_window, task)
         except BrokenProcessPool:
             # the pool died after the last wait, before its futures were seen to fail
             self._replace_pool()
-            future = self._pool.submit(run_window, task)
+            future = self._pool.executor.submit(run_window, task)
         self._submitted.add(future)
         return future
 
@@ -143,26 +97,17 @@ class ProcessExecutor:
             self._replace_pool()
 
     def _replace_pool(self) -> None:
-        self._terminate()
-        self._pool = self._new_pool()
+        self._pool.terminate()
+        self._pool = WarmPool(self._workers)
+        self._pool.wait_started()
         self._submitted = weakref.WeakSet()
 
     def close(self, *, cancel: bool) -> None:
         if cancel:
-            self._terminate()
+            self._pool.terminate()
         else:
             # every task has finished: the processes are idle and healthy (a broken pool was replaced)
-            _IDLE_POOLS.give(self._workers, self._pool)
-
-    def _terminate(self) -> None:
-        # ProcessPoolExecutor cannot stop running tasks (Python 3.14 adds terminate_workers), so kill them
-        processes = list(getattr(self._pool, "_processes", {}).values())
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-        for process in processes:
-            process.join(timeout=5)
+            give_pool(self._pool)
 
 
 class DaskExecutor:
@@ -210,10 +155,11 @@ class DaskExecutor:
             self._cluster.close()
 
 
-def make_executor(backend: str, workers: int, multiprocess: bool) -> WindowExecutor:
-    """The executor a DriverConfig asks for."""
+def make_executor(backend: str, workers: int, multiprocess: bool,
+                  report: WindowProgress | None = None) -> WindowExecutor:
+    """The executor a DriverConfig asks for; `report` hears the block-steps of windows made in this process."""
     if backend == "dask":
         return DaskExecutor(workers)
     if not multiprocess or workers == 1:
-        return InlineExecutor()
-    return ProcessExecutor(workers)
+        return InlineExecutor(report)
+    return ProcessExecutor(workers, report)

@@ -88,7 +88,11 @@ def _relocate(group: Struct, delta: int, ordinal: int) -> Struct:
 
 
 class ParquetStitcher:
-    """Writes parts, in order, through `write` (e.g. a file's write), then the footer on `finish`."""
+    """Writes parts, in order, through `write` (e.g. a file's write), then the footer on `finish`.
+
+    What it has written is described by `position`, `shared` and `groups` (the encoded row-group
+    structs); `resume` continues a file from them, as a job resumed after a restart does.
+    """
 
     def __init__(self, write: Callable[[bytes | memoryview], object]) -> None:
         self._write = write
@@ -97,6 +101,34 @@ class ParquetStitcher:
         self._rows = 0
         self._shared: bytes | None = None
         self._emit(MAGIC)
+
+    @classmethod
+    def resume(cls, write: Callable[[bytes | memoryview], object], position: int, shared: bytes,
+               groups: Sequence[bytes], rows: int) -> ParquetStitcher:
+        """A stitcher for a file whose first `position` bytes it wrote earlier (the footer not yet)."""
+        stitcher = cls.__new__(cls)
+        stitcher._write = write
+        stitcher._position = position
+        stitcher._groups = list(groups)
+        stitcher._rows = rows
+        stitcher._shared = shared
+        return stitcher
+
+    @property
+    def position(self) -> int:
+        return self._position
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def shared(self) -> bytes | None:
+        return self._shared
+
+    def groups(self, start: int = 0) -> list[bytes]:
+        """The encoded row-group structs from `start` on."""
+        return self._groups[start:]
 
     def _emit(self, data: bytes | memoryview) -> None:
         self._write(data)

@@ -47,6 +47,20 @@ class TradeRows:
     def n_rows(self) -> int:
         return int(self.offset_ms.shape[0])
 
+    @staticmethod
+    def concat(parts: list[TradeRows], book_rows: list[int]) -> TradeRows:
+        """Trades of consecutive block runs joined; `book_rows[i]` is the number of snapshots of part i."""
+        if len(parts) == 1:
+            return parts[0]
+        shifts = np.cumsum([0, *book_rows[:-1]])
+        return TradeRows(
+            offset_ms=np.concatenate([p.offset_ms for p in parts]),
+            latency_ms=np.concatenate([p.latency_ms for p in parts]),
+            book_row=np.concatenate([p.book_row + int(shift) for p, shift in zip(parts, shifts, strict=True)]),
+            buy=np.concatenate([p.buy for p in parts]), price_ticks=np.concatenate([p.price_ticks for p in parts]),
+            lots=np.concatenate([p.lots for p in parts]), first_block=parts[0].first_block,
+            block_counts=np.concatenate([p.block_counts for p in parts]))
+
     def between(self, start_ms: int, stop_ms: int, book_shift: int) -> TradeRows:
         """Trades at offsets `[start_ms, stop_ms)`, `start_ms` a block start; `book_row` less `book_shift`."""
         if start_ms % BLOCK_MS:

@@ -43,6 +43,15 @@ class WindowInputs:
         return self.coarse.stop_block
 
 
+    def part(self, first_block: int, stop_block: int) -> WindowInputs:
+        """The inputs of blocks `[first_block, stop_block)` inside this window: what `window_inputs` would cut."""
+        lookback = self.lookback_log_vol_ratio.shape[0]
+        ratio = np.concatenate([self.lookback_log_vol_ratio, self.coarse.log_vol_ratio])
+        start = first_block - self.first_block
+        return WindowInputs(coarse=self.coarse.slice(first_block, stop_block),
+                            lookback_log_vol_ratio=ratio[start:start + lookback])
+
+
 def window_inputs(path: CoarsePath, params: ModelParams, first_block: int, stop_block: int) -> WindowInputs:
     """Cut a window's inputs out of the streaming pre-pass."""
     lookback = params.lookback_blocks + 1
@@ -91,6 +100,12 @@ class WindowEvents:
     @property
     def n_rows(self) -> int:
         return self.books.n_rows + self.trades.n_rows
+
+    @staticmethod
+    def concat(parts: list[WindowEvents]) -> WindowEvents:
+        """The events of consecutive block runs joined into one."""
+        return WindowEvents(books=BookSnapshots.concat([p.books for p in parts]),
+                            trades=TradeRows.concat([p.trades for p in parts], [p.books.n_rows for p in parts]))
 
     def between(self, start_ms: int, stop_ms: int) -> WindowEvents:
         """The events at offsets `[start_ms, stop_ms)` (ms since the run start); `start_ms` is a block start."""

@@ -3,15 +3,20 @@
 Generation and Parquet encoding both run here, in the worker, so workers scale; the parent only
 copies bytes and writes the footer (see parquet_stitch). Everything a task carries is plain data,
 picklable for a process pool or Dask.
+
+Progress inside a window is counted in block-steps: each block counts once when its events are
+generated (in chunks of `chunk_blocks`) and once when its row group is encoded, so a window is worth
+`2 * n_blocks`. A worker in a local pool writes its window's count into the job's progress file
+(one float64 slot per window, in tmpfs), which the parent reads as it polls; an in-process window
+reports through a callback.
 """
 
 from __future__ import annotations
 
 import functools
-import multiprocessing
-import multiprocessing.connection
 import os
-import threading
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from quantdesk.schemas.manifest import SimulationManifest
@@ -20,7 +25,10 @@ from quantdesk.tools.market.encode import encode_events
 from quantdesk.tools.market.faults import FaultPlan
 from quantdesk.tools.market.params import ModelParams, derive_params
 from quantdesk.tools.market.parquet_encoding import EncodedRowGroup
-from quantdesk.tools.market.window import WindowInputs, generate_events
+from quantdesk.tools.market.window import WindowEvents, WindowInputs, generate_events
+
+WindowProgress = Callable[[int, float], None]
+"""`report(window_index, block_steps_done_in_that_window)`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +42,14 @@ class WindowTask:
     faults: FaultPlan | None = None
     spill_prefix: str | None = None
     """When set (a local pool), the encoded bodies go to files `<prefix><window>-<part>`, not through the pipe."""
+    chunk_blocks: int = 0
+    """Generate this many blocks at a time and report after each chunk (0: the whole window at once)."""
+    progress_path: str | None = None
+    """When set (a local pool), the window's block-steps go into slot `index` of this file."""
+
+    @property
+    def n_blocks(self) -> int:
+        return self.inputs.stop_block - self.inputs.first_block
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,18 +72,76 @@ def cached_params(manifest: SimulationManifest) -> ModelParams:
     return derive_params(manifest)
 
 
-def run_window(task: WindowTask) -> WindowResult:
-    """Generate and encode one window."""
+class _FileProgress:
+    """Writes a window's block-steps into its slot of the job's progress file (8-byte writes, never torn)."""
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_WRONLY)
+
+    def __call__(self, index: int, steps: float) -> None:
+        os.pwrite(self._fd, struct.pack("<d", steps), 8 * index)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def _generate(task: WindowTask, params: ModelParams, report: WindowProgress | None) -> WindowEvents:
+    first, stop = task.inputs.first_block, task.inputs.stop_block
+    chunk = task.chunk_blocks if task.chunk_blocks > 0 else stop - first
+    if report is None or chunk >= stop - first:
+        events = generate_events(params, task.inputs)
+        if report is not None:
+            report(task.index, float(stop - first))
+        return events
+    # blocks are independent given their keyed streams, so chunks joined are the window made at once
+    parts = []
+    for start in range(first, stop, chunk):
+        end = min(start + chunk, stop)
+        parts.append(generate_events(params, task.inputs.part(start, end)))
+        report(task.index, float(end - first))
+    return WindowEvents.concat(parts)
+
+
+def run_window(task: WindowTask, report: WindowProgress | None = None) -> WindowResult:
+    """Generate and encode one window, reporting its block-steps to `report` or to the task's progress file."""
+    file_progress = _FileProgress(task.progress_path) if report is None and task.progress_path else None
+    try:
+        return _run_window(task, report or file_progress)
+    finally:
+        if file_progress is not None:
+            file_progress.close()
+
+
+def _unit_steps(report: WindowProgress | None, index: int, before: float,
+                blocks: float) -> Callable[[float], None] | None:
+    """The encoder's progress within a row group, as the window's block-steps."""
+    if report is None:
+        return None
+    window_report = report
+
+    def heard(share: float) -> None:
+        window_report(index, before + share * blocks)
+
+    return heard
+
+
+def _run_window(task: WindowTask, report: WindowProgress | None) -> WindowResult:
     if task.faults is not None:
         task.faults.inject(task.index)
     params = cached_params(task.manifest)
-    events = generate_events(params, task.inputs)
+    events = _generate(task, params, report)
     bounds = [block * BLOCK_MS for block in (*task.unit_starts, task.inputs.stop_block)]
     parts = []
+    done = float(task.n_blocks)
     for start_ms, stop_ms in zip(bounds, bounds[1:], strict=False):
         unit = events.between(start_ms, stop_ms)
+        unit_blocks = (stop_ms - start_ms) / BLOCK_MS
         if unit.n_rows:
-            parts.append(encode_events(params, unit.books, unit.trades))
+            parts.append(encode_events(params, unit.books, unit.trades, _unit_steps(report, task.index, done,
+                                                                                    unit_blocks)))
+        done += unit_blocks
+        if report is not None:
+            report(task.index, done)
     spilled = []
     if task.spill_prefix is not None:
         # a file in tmpfs is written and read once; the pipe would copy and pickle the bytes several times
@@ -84,20 +158,3 @@ def run_window(task: WindowTask) -> WindowResult:
         index=task.index, parts=tuple(parts), trade_rows=events.trades.n_rows, book_rows=events.books.n_rows,
         first_timestamp_ms=None if first is None else first + params.start_time_ms,
         last_timestamp_ms=None if last is None else last + params.start_time_ms, spilled=tuple(spilled))
-
-
-def exit_with_parent() -> None:
-    """Pool initializer: end this worker as soon as the process that started the pool is gone.
-
-    Pools outlive their jobs (they wait for the next one), and a worker blocked on its task queue
-    never notices a parent that was killed; this one watches the parent's sentinel instead.
-    """
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        multiprocessing.connection.wait([parent.sentinel])
-        os._exit(0)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

@@ -13,8 +13,9 @@ from __future__ import annotations
 import ctypes
 
 from quantdesk.tools.market.encode import shared_metadata
+from quantdesk.tools.market.pools import exit_with_parent
 from quantdesk.tools.market.trades import warm_up_tables
-from quantdesk.tools.market.worker import exit_with_parent, run_window
+from quantdesk.tools.market.worker import run_window
 
 __all__ = ["exit_with_parent", "run_window"]
 
