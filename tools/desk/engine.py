@@ -238,7 +238,8 @@ class DeskEngine:
         for event in events:
             self._publish(event)
 
-    def _emit(self, event: BusEvent) -> None:
+    def emit(self, event: BusEvent) -> None:
+        """Queue an event to publish when the current step commits (dropped if it rolls back)."""
         self._events.append(event)
 
     def _save_meta(self, conn: Any) -> None:
@@ -473,6 +474,9 @@ class DeskEngine:
                                    replayed=True)
             instrument = self.instruments.get(request.symbol)
             _check_shape(request, instrument)
+            if request.order_type in ("market", "stop_market") and request.time_in_force == "GTC":
+                # what a market order does not fill at once it never will: it is immediate-or-cancel
+                request = OrderRequest(**{**_fields(request), "time_in_force": "IOC"})
             self.metrics.orders_submitted += 1
             market = self.market(instrument)
             request, notes = self._clamp_reduce_only(request, instrument)
@@ -509,11 +513,11 @@ class DeskEngine:
                     for reason in reasons:
                         self.metrics.rejections[reason.code] += 1
                     self.ledger.put_order(conn, order)
-                    self._emit(OrderRejected(self.now_ms, order.to_dict()))
+                    self.emit(OrderRejected(self.now_ms, order.to_dict()))
                 else:
                     self.metrics.orders_accepted += 1
                     self.open_orders[order_id] = order
-                    self._emit(OrderAccepted(self.now_ms, order.to_dict()))
+                    self.emit(OrderAccepted(self.now_ms, order.to_dict()))
                     fills = self._work(order, instrument)
                     self._save_order(order)
             self._after_change()
@@ -700,11 +704,11 @@ class DeskEngine:
         self.ledger.put_entries(conn, entries)
         self.metrics.fills += 1
         self.metrics.fills_by_liquidity[liquidity] += 1
-        self._emit(FillEvent(fill.to_dict()))
+        self.emit(FillEvent(fill.to_dict()))
         if instrument.is_perpetual:
             position = self.positions[order.symbol]
             self.ledger.put_position(conn, position)
-            self._emit(PositionEvent(now, self.describe_position(position)))
+            self.emit(PositionEvent(now, self.describe_position(position)))
         if order.filled_quantity >= order.quantity - 1e-12:
             order.status = "filled"
             self.open_orders.pop(order.order_id, None)
@@ -733,11 +737,11 @@ class DeskEngine:
         self._save_order(order)
         if status == "cancelled":
             self.metrics.cancels += 1
-            self._emit(OrderCancelled(self.now_ms, order.to_dict()))
+            self.emit(OrderCancelled(self.now_ms, order.to_dict()))
         elif status == "expired":
-            self._emit(OrderExpired(self.now_ms, order.to_dict()))
+            self.emit(OrderExpired(self.now_ms, order.to_dict()))
         else:
-            self._emit(OrderRejected(self.now_ms, order.to_dict()))
+            self.emit(OrderRejected(self.now_ms, order.to_dict()))
 
     def _enforce_reduce_only(self, symbol: str) -> None:
         """After the position moved: every open reduce-only order on it shrinks to it or is cancelled."""
@@ -753,7 +757,7 @@ class DeskEngine:
                                                         f"remaining quantity cut to the position {abs(size):g}")]
                 order.updated_ms = self.now_ms
                 self._save_order(order)
-                self._emit(OrderAmended(self.now_ms, order.to_dict()))
+                self.emit(OrderAmended(self.now_ms, order.to_dict()))
 
     def get_order(self, order_id: str) -> Order:
         order = self.open_orders.get(order_id) or self.ledger.get_order(order_id)
@@ -836,7 +840,7 @@ class DeskEngine:
         order.triggered_ms = self.now_ms
         order.updated_ms = self.now_ms
         self._rebook(order)
-        self._emit(OrderTriggered(self.now_ms, order.to_dict()))
+        self.emit(OrderTriggered(self.now_ms, order.to_dict()))
         book = self.markets[order.symbol].book
         if instrument.kind == "spot" and order.side == "buy" and book is not None:
             estimate = book.estimate("buy", order.remaining, order.price) or order.stop_price or 0.0
@@ -900,7 +904,7 @@ class DeskEngine:
 
             fill = self._fill(order, instrument, abs(size), price, "liquidation", reference=price, insurance=cover)
             self.metrics.liquidations += 1
-            self._emit(LiquidationEvent(self.now_ms, symbol, mode, size, mark, liquidation_price,
+            self.emit(LiquidationEvent(self.now_ms, symbol, mode, size, mark, liquidation_price,
                                         fill.realized_pnl_usd, fill.fee_usd, fill.insurance_usd, fill.fill_id))
 
     def settle_funding(self, symbol: str, at_ms: int, rate: float, premium: float) -> None:
@@ -925,7 +929,7 @@ class DeskEngine:
                 self.ledger.put_position(conn, position)
             market.last_funding = record
             self.metrics.funding_settlements += 1
-            self._emit(FundingEvent(record.to_dict()))
+            self.emit(FundingEvent(record.to_dict()))
         if payment != 0.0:
             self.check_liquidations(at_ms)
             self._after_change()
@@ -944,7 +948,7 @@ class DeskEngine:
             self.ledger.put_equity(conn, sample)
             self._save_meta(conn)
             self.metrics.equity_samples += 1
-            self._emit(EquityEvent(sample.to_dict()))
+            self.emit(EquityEvent(sample.to_dict()))
         self.gate.after_update(self.account())
         return sample
 
@@ -999,7 +1003,7 @@ class DeskEngine:
             self.ledger.put_position(conn, position)
             for order in [o for o in self.open_orders.values() if o.symbol == symbol]:
                 self._rebook(order)
-            self._emit(PositionEvent(self.now_ms, self.describe_position(position)))
+            self.emit(PositionEvent(self.now_ms, self.describe_position(position)))
 
     def _perpetual(self, symbol: str) -> Instrument:
         instrument = self.instruments.get(symbol)
