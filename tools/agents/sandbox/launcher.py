@@ -3,10 +3,10 @@
 Usage: `python -I -B launcher.py '<json config>'`. As root it (1) unshares mount, network, PID, IPC and
 UTS namespaces, (2) makes every mount private, (3) mounts empty tmpfs over the hidden paths (the data
 directory, /root, /home, /tmp, /var/tmp, /dev/shm), (4) binds back read-only the interpreter folders
-that lived under them and binds the working directory at /tmp/ws, (5) forks: the child is PID 1 of
-the new PID namespace, mounts a fresh /proc (the server's processes are not in it), sets the rlimits,
-drops to the unprivileged uid/gid with no supplementary groups and no_new_privs, and execs
-`python -I -B child.py` with a fixed minimal environment. The launcher waits and exits with the
+that lived under them and binds the working directory at /tmp/ws, (5) forks PID 1 of the new PID
+namespace, which mounts a fresh /proc (the server's processes are not in it) and forks the strategy
+process; that one sets the rlimits, drops to the unprivileged uid/gid with no supplementary groups
+and no_new_privs, and execs `python -I -B child.py` with a fixed minimal environment. The launcher waits and exits with the
 child's status. Not root: the same through a user namespace when the kernel allows it, else rlimits
 only. `--probe` reports which steps work, as JSON on stdout.
 """
@@ -88,7 +88,9 @@ def _limits(config: dict[str, Any]) -> None:
     for name, value in (("RLIMIT_CPU", limits["cpu_seconds"]), ("RLIMIT_AS", limits["memory_bytes"]),
                         ("RLIMIT_FSIZE", limits["file_bytes"]), ("RLIMIT_NOFILE", limits["open_files"]),
                         ("RLIMIT_NPROC", limits["processes"]), ("RLIMIT_CORE", 0)):
-        resource.setrlimit(getattr(resource, name), (value, value))
+        # CPU: SIGXCPU at the soft limit names the cause; SIGKILL one second later if it is ignored
+        hard = value + 1 if name == "RLIMIT_CPU" else value
+        resource.setrlimit(getattr(resource, name), (value, hard))
 
 
 def _drop(config: dict[str, Any]) -> None:
@@ -112,19 +114,7 @@ def _run_root(config: dict[str, Any], report: dict[str, Any]) -> int:
     report["network_namespace"] = report["pid_namespace"] = True
     _fence_files(config, report)
     config["fenced"] = True
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-            _limits(config)
-            _drop(config)
-            if config.get("probe"):
-                os._exit(0)
-            _exec(config)
-        except BaseException as exc:  # noqa: BLE001 - the child must never return into the launcher
-            sys.stderr.write(f"sandbox setup failed: {exc}\n")
-            os._exit(125)
-    return _wait(pid)
+    return _spawn_init(config, drop=True)
 
 
 def _run_user(config: dict[str, Any], report: dict[str, Any]) -> int:
@@ -137,16 +127,31 @@ def _run_user(config: dict[str, Any], report: dict[str, Any]) -> int:
     report["network_namespace"] = report["pid_namespace"] = report["user_namespace"] = True
     _fence_files(config, report)
     config["fenced"] = True
+    return _spawn_init(config, drop=False)
+
+
+def _spawn_init(config: dict[str, Any], *, drop: bool) -> int:
+    """Fork PID 1 of the new namespace; it mounts /proc and forks the strategy process, then waits for it.
+
+    The strategy must not be PID 1 itself: the kernel does not deliver default-action signals to a
+    namespace's init (SIGXCPU would be dropped), and PID 1 exiting takes every other process with it.
+    """
     pid = os.fork()
     if pid == 0:
         try:
             _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-            _limits(config)
-            _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-            if config.get("probe"):
-                os._exit(0)
-            _exec(config)
-        except BaseException as exc:  # noqa: BLE001
+            worker = os.fork()
+            if worker == 0:
+                _limits(config)
+                if drop:
+                    _drop(config)
+                else:
+                    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+                if config.get("probe"):
+                    os._exit(0)
+                _exec(config)
+            os._exit(_wait(worker))
+        except BaseException as exc:  # noqa: BLE001 - a forked child must never return into the launcher
             sys.stderr.write(f"sandbox setup failed: {exc}\n")
             os._exit(125)
     return _wait(pid)
