@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,10 @@ def test_a_recorded_spot_file_gets_spot_books(tmp_path: Path) -> None:
     summary = normalize_file("bybit", source, out)
     assert set(pq.read_table(out, columns=["symbol"]).column("symbol").to_pylist()) == {"BTC-USDT"}
     assert summary.summary.warnings == []
+
+
+def test_a_recorded_spot_feed_labels_its_books_spot_without_being_told(
+        fixture_rows: Callable[[str], list[dict[str, Any]]]) -> None:
+    result = Normalizer("bybit").normalize([row["payload"] for row in fixture_rows("bybit_spot")])
+    assert {(e["event_type"], e["symbol"]) for e in result.events} == {("book", "ETH-USDT"), ("trade", "ETH-USDT")}
+    assert result.summary.warnings == []

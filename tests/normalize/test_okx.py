@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -154,3 +155,15 @@ def test_several_trades_in_one_message_are_all_emitted_and_all_or_nothing() -> N
 ])
 def test_malformed_okx_messages_are_rejected_with_a_kind(payload: object, kind: str) -> None:
     assert kinds(Normalizer("okx").normalize([payload])) == {0: kind}
+
+
+def test_contract_sizes_make_unknown_swaps_and_futures_normalizable(
+        fixture_rows: Callable[[str], list[dict[str, Any]]]) -> None:
+    payloads = [row["payload"] for row in fixture_rows("okx_swaps")]
+    sizes = {"DOGE-USDT-SWAP": 1000.0, "SOL-USD-230929": 10.0}
+    result = Normalizer("okx", contract_sizes=sizes).normalize(payloads)
+    assert result.rejections == []
+    doge = [e for e in result.events if e["raw_symbol"] == "DOGE-USDT-SWAP"]
+    assert doge[0]["size"] == 12_000.0 and doge[1]["bids"][0] == {"price": 0.06712, "size": 980_000.0}
+    dated = next(e for e in result.events if e["raw_symbol"] == "SOL-USD-230929")
+    assert dated["symbol"] == "SOL-USD-230929" and dated["size"] == pytest.approx(3 * 10 / 24.31), "USD contracts"
