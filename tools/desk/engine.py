@@ -326,6 +326,14 @@ class DeskEngine:
             position = self.positions[symbol] = Position(symbol, margin_mode=mode, leverage=leverage)
         return position
 
+    def peek_position(self, symbol: str) -> Position:
+        """The position, or a flat one with the symbol's settings when it has never traded (not stored)."""
+        position = self.positions.get(symbol)
+        if position is None:
+            leverage, mode = self.settings.get(symbol, (DEFAULT_LEVERAGE, "cross"))
+            position = Position(symbol, margin_mode=mode, leverage=leverage)
+        return position
+
     def _mark(self, symbol: str, fallback: float = 0.0) -> float:
         mark = self.markets[symbol].reference_mark()
         return mark if mark is not None else fallback
@@ -972,7 +980,7 @@ class DeskEngine:
             mode = self.settings.get(symbol, (DEFAULT_LEVERAGE, "cross"))[1]
             previous = self.settings.get(symbol, (DEFAULT_LEVERAGE, "cross"))
             self.settings[symbol] = (leverage, mode)
-            position = self.position(symbol)
+            position = self.peek_position(symbol)
             old_leverage = position.leverage
             position.leverage = leverage
             if position.size and mode == "cross" and self.account().available_usd < 0:
@@ -985,7 +993,7 @@ class DeskEngine:
     def set_margin_mode(self, symbol: str, mode: MarginMode) -> Position:
         with self.lock:
             self._perpetual(symbol)
-            position = self.position(symbol)
+            position = self.peek_position(symbol)
             if position.size != 0.0 or any(o.symbol == symbol for o in self.open_orders.values()):
                 raise Conflict(f"symbol {symbol}: the margin mode cannot change while a position or open orders "
                                "exist (close and cancel them first)")
@@ -1000,7 +1008,8 @@ class DeskEngine:
         self._journal_seq += 1
         with self._step() as conn:
             self.ledger.put_setting(conn, self._journal_seq, symbol, leverage, mode, self.now_ms)
-            self.ledger.put_position(conn, position)
+            if symbol in self.positions:
+                self.ledger.put_position(conn, position)
             for order in [o for o in self.open_orders.values() if o.symbol == symbol]:
                 self._rebook(order)
             self.emit(PositionEvent(self.now_ms, self.describe_position(position)))

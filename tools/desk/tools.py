@@ -217,7 +217,7 @@ async def get_account_summary(args: NoArguments, ctx: CallContext) -> AccountSum
 
 def _settings_output(desk: DeskService, symbol: str) -> SymbolSettingsOutput:
     engine = desk.engine
-    position = engine.position(symbol)
+    position = engine.peek_position(symbol)
     return SymbolSettingsOutput.model_validate({"symbol": symbol, "leverage": position.leverage,
                                                 "margin_mode": position.margin_mode,
                                                 "position": engine.describe_position(position)})
