@@ -249,6 +249,7 @@ async def _cache(ctx: CallContext, args: NormalizeInput, events: list[dict[str, 
     with service.staging(cache_key) as staged:
         await anyio.to_thread.run_sync(lambda: pq.write_table(table, staged, compression="zstd"))
         manifest = {"config": {"source": args.source, "symbol": args.symbol, "market": args.market,
+                               "contract_sizes": args.contract_sizes, "session": args.session,
                                "inputs": len(args.events)},
                     "schema": EVENT_SCHEMA.to_string(show_schema_metadata=False).splitlines(),
                     "data_source": "normalized"}
