@@ -26,7 +26,11 @@ class ToolAnswer:
 
     @property
     def kind(self) -> str:
-        return self.text.split(":", 1)[0] if self.is_error else ""
+        """The error kind the MCP door names (`invalid arguments: ...` for input problems)."""
+        if not self.is_error:
+            return ""
+        head = self.text.split(":", 1)[0]
+        return "invalid_argument" if head == "invalid arguments" else head
 
 
 def call_tool(url: str, name: str, arguments: dict[str, Any], headers: dict[str, str] | None = None,

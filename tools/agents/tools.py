@@ -96,8 +96,11 @@ async def create_agent(args: CreateAgentInput, ctx: CallContext) -> CreateAgentO
     max_iterations; then its best strategy is scored once on the untouched holdout (last 20 days) beside a noise
     floor and a bootstrap CI. Works without any key using the built-in researcher. Fails with rate_limited when
     the concurrent-agent cap is reached. Returns the agent id."""
+    # the default minimum (5) yields to a smaller maximum the caller gave; an explicit one that exceeds it is refused
+    explicit = "min_iterations" in args.model_fields_set
+    minimum = args.min_iterations if explicit else min(args.min_iterations, args.max_iterations)
     result = _service(ctx).create(challenge=args.challenge, goal=args.goal, researcher=args.researcher,
-                                  model=args.model, min_iterations=args.min_iterations,
+                                  model=args.model, min_iterations=minimum,
                                   max_iterations=args.max_iterations, days_back=args.days_back)
     return CreateAgentOutput(**result)
 
