@@ -407,15 +407,16 @@ class ControlPlane:
                     "fills": [f.to_dict() for f in result.fills]}
 
     def cancel_instructions(self, symbols: list[str] | None = None) -> list[dict[str, str]]:
-        """The AIS document's shape: one `cancel_all_orders` (perpetual) or `cancel_spot_all_orders` (spot) per
-        venue symbol, in the instrument file's order."""
+        """The AIS document's shape: per venue symbol, `cancel_all_orders` (perpetual) then
+        `cancel_spot_all_orders` (spot), in the instrument file's order of venue symbols."""
         engine = self._engine()
+        chosen = [i for i in engine.instruments.instruments if symbols is None or i.symbol in symbols]
         out = []
-        for instrument in engine.instruments.instruments:
-            if symbols is not None and instrument.symbol not in symbols:
-                continue
-            tool = "cancel_all_orders" if instrument.is_perpetual else "cancel_spot_all_orders"
-            out.append({"tool": tool, "symbol": instrument.venue_symbol})
+        for venue_symbol in dict.fromkeys(i.venue_symbol for i in chosen):
+            for perpetual in (True, False):
+                if any(i.venue_symbol == venue_symbol and i.is_perpetual == perpetual for i in chosen):
+                    tool = "cancel_all_orders" if perpetual else "cancel_spot_all_orders"
+                    out.append({"tool": tool, "symbol": venue_symbol})
         return out
 
 
