@@ -120,7 +120,7 @@ def test_deleverage_sells_a_share_of_the_live_position_even_when_killed(desks, f
     with pytest.raises(InvalidArgument) as caught:
         control.deleverage(SPOT, 0.5, "tester")
     assert caught.value.problems[0].path == "$.symbol"
-    sources = {d.source for d in control.log.list(decision_type="order_intent")}
+    sources = {d.source for d in control.log.entries(decision_type="order_intent")}
     assert "control:deleverage" in sources
 
 
@@ -158,7 +158,7 @@ def test_each_risk_check_refuses_with_its_stable_code(desks, flat_market, limits
     order = desk.engine.place_order(request_).order
     assert order.status == "rejected" and code in codes(order)
     assert desk.engine.balances == balances and desk.engine.open_orders == {}
-    [decision] = desk.control.log.list(decision_type="order_intent")
+    [decision] = desk.control.log.entries(decision_type="order_intent")
     assert decision.risk_passed is False and code in decision.risk_reasons
 
 
@@ -188,7 +188,7 @@ def test_grid_problems_are_errors_naming_the_field_with_their_code_and_are_logge
     assert caught.value.problems[0].path == path and caught.value.problems[0].message.startswith(code)
     assert desk.engine.open_orders == {} and desk.engine.ledger.list_orders(
         statuses=None, symbol=None, since_ms=None, until_ms=None, limit=10) == []
-    [decision] = desk.control.log.list(decision_type="order_intent")
+    [decision] = desk.control.log.entries(decision_type="order_intent")
     assert decision.risk_reasons == [code] and decision.selected_order_id is None
 
 
@@ -201,12 +201,12 @@ def test_the_decision_log_keeps_every_vote_filters_and_refuses_edits(desks, flat
     engine.place_order(OrderRequest(PERP, "sell", "market", 0.05, reduce_only=True))
     engine.place_order(OrderRequest(SPOT, "buy", "market", 0.01))
 
-    [entry] = log.list(source="strategy:test")
+    [entry] = log.entries(source="strategy:test")
     assert [v["signal_id"] for v in entry.agent_votes] == ["sig-1", "sig-2"]
     assert (entry.selected_signal_id, entry.selected_order_id, entry.risk_passed) == ("sig-2", passed.order_id, True)
     assert entry.decision_id.startswith("decision_") and passed.decision_id == entry.decision_id
-    assert [d.symbol for d in log.list(risk_passed=True, decision_type="order_intent")] == [SPOT, PERP, PERP]
-    assert len(log.list(symbol=SPOT)) == 1 and len(log.list(since_ms=T0 + 1)) == 0
+    assert [d.symbol for d in log.entries(risk_passed=True, decision_type="order_intent")] == [SPOT, PERP, PERP]
+    assert len(log.entries(symbol=SPOT)) == 1 and len(log.entries(since_ms=T0 + 1)) == 0
     with pytest.raises(sqlite3.DatabaseError):
         with desk.state.transaction() as conn:
             conn.execute("UPDATE control_decisions SET risk_passed = 1")

@@ -106,7 +106,7 @@ class DecisionLog:
         """After a rolled-back transaction: take the sequence back from the table."""
         self._seq = int(self.sql.query("SELECT COALESCE(MAX(seq), 0) FROM control_decisions")[0][0])
 
-    def list(self, *, since_ms: int | None = None, until_ms: int | None = None, risk_passed: bool | None = None,
+    def entries(self, *, since_ms: int | None = None, until_ms: int | None = None, risk_passed: bool | None = None,
              symbol: str | None = None, decision_type: str | None = None, source: str | None = None,
              limit: int = 100) -> list[Decision]:
         where: list[str] = []

@@ -25,7 +25,7 @@ from quantdesk.tools.control.events import DecisionRecorded, RiskEventOccurred, 
 from quantdesk.tools.control.risk import pre_trade_reasons
 from quantdesk.tools.control.store import ControlSql, ControlState, ControlStore, ControlStoreError, RiskLimits
 from quantdesk.tools.desk.gate import AccountSnapshot, OrderIntent
-from quantdesk.tools.desk.model import IntentContext, OrderRequest, Reason
+from quantdesk.tools.desk.model import IntentContext, OrderRequest, Reason, Side
 
 if TYPE_CHECKING:
     from quantdesk.tools.bus.bus import BusEvent
@@ -396,7 +396,7 @@ class ControlPlane:
             if size == 0.0 or quantity <= 0.0:
                 return {**base, "action": "no_position" if size == 0.0 else "too_small",
                         "side": None, "quantity": 0.0, "position_size_after": size, "order": None, "fills": []}
-            side = "sell" if size > 0 else "buy"
+            side: Side = "sell" if size > 0 else "buy"
             request = OrderRequest(symbol, side, "market", quantity, reduce_only=True)
             result = engine.place_order(request, IntentContext(
                 source="control:deleverage", operator=True,

@@ -314,7 +314,7 @@ async def list_decisions(args: DecisionsInput, ctx: CallContext) -> DecisionsOut
     """The append-only decision log, newest first: one entry per order intent (from a tool call, a control
     action, later hedges and strategies) with the votes behind it, the order it became, whether it passed
     the risk checks and the reason codes; control actions too. Filter by time, outcome, symbol and type."""
-    rows = await on_desk(ctx, lambda desk: desk.control.log.list(
+    rows = await on_desk(ctx, lambda desk: desk.control.log.entries(
         since_ms=args.since_ms, until_ms=args.until_ms, risk_passed=args.risk_passed, symbol=args.symbol,
         decision_type=args.decision_type, limit=args.limit))
     return DecisionsOutput.model_validate({"decisions": [d.to_dict() for d in rows], "count": len(rows)})

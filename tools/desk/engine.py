@@ -813,11 +813,12 @@ class DeskEngine:
         resting = self.resting[symbol]
         made = 0
         with self._step():
-            for heap, crossed in ((resting.bids, lambda p: p > price), (resting.asks, lambda p: p < price)):
+            for heap, buying in ((resting.bids, True), (resting.asks, False)):
                 capacity = size
                 while capacity > 1e-12:
                     entry = top(heap, self._is_resting_limit)
-                    if entry is None or not crossed(abs(entry[0])):
+                    # through the price: a buy rests above the print, a sell below it
+                    if entry is None or not (abs(entry[0]) > price if buying else abs(entry[0]) < price):
                         break
                     order = self.open_orders[entry[2]]
                     quantity = instrument.round_quantity(min(self._executable_quantity(order), capacity))
@@ -831,9 +832,10 @@ class DeskEngine:
                     capacity -= quantity
                     made += 1
             triggered = []
-            for heap, hit, sign in ((resting.buy_stops, lambda s: s <= price, 1.0),
-                                    (resting.sell_stops, lambda s: s >= price, -1.0)):
-                while (entry := top(heap, self._is_pending_stop)) is not None and hit(sign * entry[0]):
+            for heap, buy_stop in ((resting.buy_stops, True), (resting.sell_stops, False)):
+                # a buy stop triggers at or above its stop, a sell stop at or below
+                while (entry := top(heap, self._is_pending_stop)) is not None and (
+                        entry[0] <= price if buy_stop else -entry[0] >= price):
                     pop(heap)
                     triggered.append(self.open_orders[entry[2]])
             for order in sorted(triggered, key=lambda o: o.seq):

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from quantdesk.tools.desk.accounting import add_balance, apply_perp_fill, spot_cash_flows
 from quantdesk.tools.desk.instruments import SETTLEMENT_ASSET, InstrumentTable
@@ -329,15 +329,15 @@ def replay(state: SqlState, instruments: InstrumentTable) -> Replayed:
         if kind == "deposit":
             add_balance(balances, row["asset"], row["amount"])
         elif kind == "setting":
-            settings[row["symbol"]] = (row["leverage"], row["margin_mode"])
+            settings[row["symbol"]] = (row["leverage"], cast(MarginMode, row["margin_mode"]))
             if row["symbol"] in positions:
                 positions[row["symbol"]].leverage, positions[row["symbol"]].margin_mode = settings[row["symbol"]]
         elif kind == "fill":
             instrument = instruments.by_symbol[row["symbol"]]
             if instrument.is_perpetual:
-                leverage, mode = settings.get(row["symbol"], (None, "cross"))
+                leverage, mode = settings.get(row["symbol"], (1.0, "cross"))
                 position = positions.setdefault(row["symbol"], Position(row["symbol"], margin_mode=mode,
-                                                                        leverage=leverage or 1.0))
+                                                                        leverage=leverage))
                 realized = apply_perp_fill(position, instrument, row["side"], row["quantity"], row["price"])
                 position.fees_usd += row["fee_usd"]
                 add_balance(balances, SETTLEMENT_ASSET, realized)

@@ -20,19 +20,20 @@ from typing import Any
 from quantdesk.server.errors import Unavailable
 from quantdesk.tools.bus.bus import EventBus
 from quantdesk.tools.control.plane import STATE_CODES, ControlPlane
+from quantdesk.tools.control.store import ControlSql
 from quantdesk.tools.desk.clock import Clock, RealClock, SimulatedClock
 from quantdesk.tools.desk.config import DEFAULT_SIMULATED_START_MS, DeskConfig
 from quantdesk.tools.desk.engine import DeskEngine
 from quantdesk.tools.desk.feed import MarketFeed
 from quantdesk.tools.desk.instruments import InstrumentTable, load_instruments
-from quantdesk.tools.desk.ledger import Ledger, SqlState
+from quantdesk.tools.desk.ledger import Ledger
 
 logger = logging.getLogger("quantdesk.desk")
 PathResolver = Callable[[str], Path]
 
 
 class DeskService:
-    def __init__(self, state: SqlState, bus: EventBus, config: DeskConfig, *, data_dir: Path,
+    def __init__(self, state: ControlSql, bus: EventBus, config: DeskConfig, *, data_dir: Path,
                  resolve_cache: PathResolver | None = None, start_runner: bool = True) -> None:
         self.bus = bus
         self.state = state
@@ -53,7 +54,7 @@ class DeskService:
             self._runner = threading.Thread(target=self._run, name="desk-runner", daemon=True)
             self._runner.start()
 
-    def _open(self, state: SqlState, env_config: DeskConfig, data_dir: Path,
+    def _open(self, state: ControlSql, env_config: DeskConfig, data_dir: Path,
               resolve_cache: PathResolver | None) -> None:
         ledger = Ledger(state)
         stored = {r["key"]: r["value"] for r in state.query("SELECT key, value FROM desk_meta WHERE key IN "
