@@ -7,9 +7,8 @@ the JSON of SSE streams and tool results, and the columns of every Parquet artif
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 Side = Literal["buy", "sell", "unknown"]
@@ -53,8 +52,10 @@ class BookEvent(BaseModel):
     exchange: str
     symbol: str
     raw_symbol: str | None = None
-    timestamp_ms: int
-    capture_time_ms: int
+    timestamp_ms: int | None = Field(
+        description="Exchange time, ms since the epoch; the capture time for a message that carries none (a binance "
+                    "spot bookTicker); null when neither is known (the normalizer's warnings say so).")
+    capture_time_ms: int | None = Field(description="Local arrival time, ms since the epoch; null when unknown.")
     bids: list[Level] = Field(description="Best first.")
     asks: list[Level] = Field(description="Best first.")
     is_snapshot: bool
@@ -72,42 +73,22 @@ class BookEvent(BaseModel):
 
 CanonicalEvent = TradeEvent | BookEvent
 
-_DICT = pa.dictionary(pa.int32(), pa.string())
-LEVEL_TYPE = pa.struct(
-    [pa.field("price", pa.float64(), nullable=False), pa.field("size", pa.float64(), nullable=False)])
+def __getattr__(name: str) -> Any:
+    # The Arrow schema needs pyarrow (a tenth of a second to import): built on first use, so a
+    # process that only lists tools or answers MCP never pays for it.
+    if name in ("EVENT_SCHEMA", "LEVEL_TYPE", "EVENT_COLUMNS"):
+        from quantdesk.schemas import event_arrow
 
-EVENT_SCHEMA = pa.schema(
-    [
-        pa.field("event_type", _DICT, nullable=False),
-        pa.field("exchange", _DICT, nullable=False),
-        pa.field("symbol", _DICT, nullable=False),
-        pa.field("raw_symbol", _DICT),
-        pa.field("timestamp_ms", pa.int64(), nullable=False),
-        pa.field("capture_time_ms", pa.int64(), nullable=False),
-        pa.field("side", _DICT),
-        pa.field("price", pa.float64()),
-        pa.field("size", pa.float64()),
-        pa.field("trade_id", pa.string()),
-        pa.field("notional_usd", pa.float64()),
-        pa.field("bids", pa.list_(LEVEL_TYPE)),
-        pa.field("asks", pa.list_(LEVEL_TYPE)),
-        pa.field("is_snapshot", pa.bool_()),
-        pa.field("best_bid", pa.float64()),
-        pa.field("best_ask", pa.float64()),
-        pa.field("mid_price", pa.float64()),
-        pa.field("spread_bps", pa.float64()),
-        pa.field("seq_first", pa.int64()),
-        pa.field("seq_last", pa.int64()),
-        pa.field("seq_prev", pa.int64()),
-        pa.field("checksum", pa.int64()),
-        pa.field("depth", pa.int16()),
-        pa.field("gap", pa.bool_()),
-    ],
-    metadata={"quantdesk.schema": "canonical-event/1"},
-)
-"""The Arrow/Parquet schema of canonical events; trade rows leave book columns null and vice versa."""
+        return getattr(event_arrow, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-EVENT_COLUMNS: tuple[str, ...] = tuple(EVENT_SCHEMA.names)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    LEVEL_TYPE: pa.DataType
+    EVENT_SCHEMA: pa.Schema
+    EVENT_COLUMNS: tuple[str, ...]
 
 _TRADE_FIELDS = frozenset(TradeEvent.model_fields)
 _BOOK_FIELDS = frozenset(BookEvent.model_fields)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -15,55 +14,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from quantdesk.server.auth import Authenticator, KeyStore
-from quantdesk.server.context import ServerInfo, Services
-from quantdesk.server.discovery import PROTOCOL_VERSIONS, package_version, server_card, session_config_schema
+from quantdesk.server.core import SERVER_NAME, Core, build_core, package_version
+from quantdesk.server.discovery import server_card, session_config_schema
 from quantdesk.server.discovery import tools_list as discovery_tools_list
 from quantdesk.server.errors import QuantdeskError
 from quantdesk.server.http_auth import authenticate_request
 from quantdesk.server.http_front import FrontDoor
 from quantdesk.server.http_state import STATUS_BY_KIND, HttpState, error_headers, json_response
-from quantdesk.server.mcp_binding import SERVER_NAME, McpBinding, McpExtension
+from quantdesk.server.mcp_binding import McpBinding, McpExtension
 from quantdesk.server.mcp_http import McpHttpDoor
-from quantdesk.server.metrics import CONTENT_TYPE, Metrics
+from quantdesk.server.metrics import CONTENT_TYPE
 from quantdesk.server.openapi import SECURITY_SCHEMES
-from quantdesk.server.paths import ServerPaths
-from quantdesk.server.registry import ToolRegistry, ToolSet, discover_tools
+from quantdesk.server.registry import ToolSet
 from quantdesk.server.rest_derive import derive_routes
 from quantdesk.server.rest_rows import Profile, discover_profiles
 from quantdesk.server.route_table import RouteTable
 from quantdesk.server.settings import Settings
-from quantdesk.server.state import StateStore
 
 logger = logging.getLogger("quantdesk.http")
-
-
-@dataclass(frozen=True, slots=True)
-class Core:
-    """The door-independent parts of a running server, built once and shared by every door."""
-
-    settings: Settings
-    registry: ToolRegistry
-    services: Services
-    authenticator: Authenticator
-    metrics: Metrics
-
-
-def build_core(settings: Settings, extra_toolsets: Iterable[ToolSet] = ()) -> Core:
-    metrics = Metrics()
-    registry = discover_tools(ToolRegistry(observer=metrics.observe_call), extra_modules=settings.tool_modules)
-    for toolset in extra_toolsets:
-        registry.add_toolset(toolset)
-    registry.check_references()
-    metrics.tools_registered.set(len(registry.list_tools()))
-    state = StateStore(settings.state_path)
-    info = ServerInfo(SERVER_NAME, package_version(), PROTOCOL_VERSIONS)
-    services = Services(settings.data_dir, state, info, registry, registry.factories,
-                        settings={"max_body_bytes": settings.max_body_bytes},
-                        paths=ServerPaths(settings.data_dir, settings.import_dirs))
-    authenticator = Authenticator(KeyStore(state, settings.env_api_key))
-    services.start(registry.start_services)
-    return Core(settings, registry, services, authenticator, metrics)
 
 
 def _system_route(path: str, endpoint: Callable[..., Any], scopes: list[str], summary: str,

@@ -82,7 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     normalize.add_argument("-o", "--output", type=Path, required=True)
     normalize.add_argument("--source", required=True, help="binance, okx, bybit, hyperliquid, cme, sgx, synthetic")
     normalize.add_argument("--symbol", help="venue symbol for messages that carry none")
-    normalize.add_argument("--market", help="binance: spot or usdm; bybit: linear, inverse or spot")
+    normalize.add_argument("--market", help="binance: spot, usdm or coinm; bybit: spot, linear or inverse")
+    normalize.add_argument("--contract-size", action="append", default=[], type=_contract_size, metavar="SYMBOL=SIZE",
+                           help="contract value of a derivative, repeatable: OKX instId=ctVal (DOGE-USDT-SWAP=1000), "
+                                "binance COIN-M symbol=USD per contract, CME root or SGX base=units per contract")
+    normalize.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
 
     export = sub.add_parser("export-wellknown", help="write .well-known/ documents from the registry")
     export.add_argument("--dir", type=Path, default=None)
@@ -116,7 +120,8 @@ def load_extension(spec: str) -> Any:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from quantdesk.server.app import build_core, create_app
+    from quantdesk.server.app import create_app
+    from quantdesk.server.core import build_core
 
     settings = settings.with_overrides(host=args.host, port=args.port, mcp_extension=args.mcp_extension)
     core = build_core(settings)
@@ -141,8 +146,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _stdio(args: argparse.Namespace, settings: Settings) -> int:
     from mcp.server.stdio import stdio_server
 
-    from quantdesk.server.app import build_core
-    from quantdesk.server.discovery import package_version
+    from quantdesk.server.core import build_core, package_version
     from quantdesk.server.mcp_binding import McpBinding
 
     core = build_core(settings)
@@ -203,8 +207,8 @@ def _call(args: argparse.Namespace, settings: Settings) -> int:
 def _run_tool(settings: Settings, name: str, arguments: dict[str, Any],
               on_progress: Callable[[float, float | None, str | None], None] | None = None) -> dict[str, Any]:
     """Call a tool in-process as the local user (the CLI door): the same registry and validation as any door."""
-    from quantdesk.server.app import build_core
     from quantdesk.server.context import LOCAL_PRINCIPAL, CallContext
+    from quantdesk.server.core import build_core
     from quantdesk.server.logs import new_request_id
 
     core = build_core(settings)
@@ -245,13 +249,26 @@ def _describe(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _contract_size(text: str) -> tuple[str, float]:
+    """`SYMBOL=SIZE` of --contract-size."""
+    symbol, sep, value = text.partition("=")
+    try:
+        size = float(value)
+    except ValueError:
+        size = 0.0
+    if not sep or not symbol or not size > 0:
+        raise argparse.ArgumentTypeError(f"expected SYMBOL=SIZE with a positive size, got {text!r}")
+    return symbol, size
+
+
 @command("normalize")
 def _normalize(args: argparse.Namespace, settings: Settings) -> int:
     settings = _with_local_files(settings, args.input, args.output)
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     arguments = {"source": args.source, "input_path": str(args.input.resolve()),
-                 "output_path": str(args.output.resolve()), "symbol": args.symbol, "market": args.market}
+                 "output_path": str(args.output.resolve()), "symbol": args.symbol, "market": args.market,
+                 "contract_sizes": dict(args.contract_size) or None, "overwrite": args.overwrite or None}
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
                   TextColumn("{task.fields[lines]}"), console=_stderr_console()) as bar:
         task = bar.add_task(args.input.name, total=None, lines="")

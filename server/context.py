@@ -58,8 +58,14 @@ class ServerInfo:
 
     name: str
     version: str
-    protocol_versions: tuple[str, ...]
     started_at: float = field(default_factory=time.time)
+
+    @property
+    def protocol_versions(self) -> tuple[str, ...]:
+        # The SDK's version table lives in a heavy module; only the tools that describe the server need it.
+        from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+
+        return (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
 
 
 T = TypeVar("T")

@@ -6,28 +6,21 @@ when the files drift from the live registry, so nothing here may depend on the h
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
 from quantdesk.schemas.export import render
+from quantdesk.server.core import package_version
 from quantdesk.server.registry import ToolRegistry
 
-__all__ = ["render", "server_card", "session_config_schema", "tools_list", "write_well_known"]
+__all__ = ["package_version", "render", "server_card", "session_config_schema", "tools_list", "write_well_known"]
 
 SERVER_CARD_NAME = "dev.quantdesk/quantdesk"
 SERVER_CARD_SCHEMA = "https://static.modelcontextprotocol.io/schemas/v1/server-card.schema.json"
 PROTOCOL_VERSIONS: tuple[str, ...] = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
 DEFAULT_BASE_URL = "http://127.0.0.1:8765"
-
-
-def package_version() -> str:
-    try:
-        return version("quantdesk")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "0.0.0"
 
 
 def tools_list(registry: ToolRegistry) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from mcp.server.subscriptions import ListenHandler
 from mcp.shared.exceptions import MCPError
 
 from quantdesk.server.context import LOCAL_PRINCIPAL, CallContext, Principal, Services
+from quantdesk.server.core import SERVER_NAME
 from quantdesk.server.errors import InvalidArgument, QuantdeskError
 from quantdesk.server.logs import new_request_id
 from quantdesk.server.mcp_resources import ResourceDoor
@@ -35,7 +36,6 @@ from quantdesk.server.registry import (
 
 logger = logging.getLogger("quantdesk.mcp")
 
-SERVER_NAME = "quantdesk"
 SERVER_INSTRUCTIONS = (
     "quantdesk generates reproducible synthetic crypto market data (trades and L2 books), normalizes "
     "exchange feeds into one canonical schema, simulates perpetual funding per venue, and runs a "

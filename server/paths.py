@@ -48,5 +48,5 @@ class ServerPaths:
         if path.is_dir():
             raise InvalidArgument.from_problems([Problem(field, "is a directory")])
         if path.exists() and not overwrite:
-            raise Conflict(f"{field}: {raw} exists; pass overwrite: true to replace it")
+            raise Conflict(f"{field}: {raw} exists; pass overwrite: true (CLI: --overwrite) to replace it")
         return path

@@ -18,12 +18,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast, get_type_hints
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, get_type_hints
 
-import jsonschema
 import orjson
-from jsonschema.exceptions import ValidationError as SchemaError
-from jsonschema.exceptions import best_match
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from quantdesk.server.context import SCOPES, CallContext, ServiceFactory
@@ -31,6 +28,10 @@ from quantdesk.server.resources import Listing, PromptArgument, PromptEntry, Res
 
 __all__ = ["CallContext", "ToolInput", "ToolOutput", "ToolResult", "ToolSet", "ToolRegistry", "ToolEntry",
            "ImageBlock", "AudioBlock", "ResourceBlock", "FileBlock", "Annotations", "CallOutcome", "discover_tools"]
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.exceptions import ValidationError as SchemaError
+
 from quantdesk.server.errors import Forbidden, InvalidArgument, NotFound, Problem, QuantdeskError
 
 logger = logging.getLogger("quantdesk.registry")
@@ -142,10 +143,30 @@ def schema_problems(error: SchemaError) -> list[Problem]:
         # For `anyOf: [{type: integer, maximum: ...}, {type: null}]` the null branch's "is not of type 'null'"
         # says nothing useful; the violated bound lives in the branch whose type the value has.
         relevant = [e for e in error.context if e.validator != "type"] or list(error.context)
+        from jsonschema.exceptions import best_match
+
         deepest = best_match(relevant)
         if deepest is not None:
-            return [Problem(_json_path([*path, *deepest.relative_path]), deepest.message)]
-    return [Problem(_json_path(path), error.message)]
+            return [Problem(_json_path([*path, *deepest.relative_path]), _without_value(deepest))]
+    return [Problem(_json_path(path), _without_value(error))]
+
+
+# jsonschema's messages start with the offending value ("'BBBB…' is too long"): a 15 MB string came back
+# whole. Say what is wrong with the bound instead, never the value.
+_BOUND_MESSAGES = {
+    "maxLength": "is longer than {} characters", "minLength": "is shorter than {} characters",
+    "maxItems": "has more than {} items", "minItems": "has fewer than {} items",
+    "maxProperties": "has more than {} entries", "minProperties": "has fewer than {} entries",
+    "pattern": "does not match the pattern {}", "enum": "must be one of {}", "const": "must be {}",
+    "type": "must be of type {}", "format": "is not a valid {}",
+}
+
+
+def _without_value(error: SchemaError) -> str:
+    template = _BOUND_MESSAGES.get(str(error.validator))
+    if template is None:
+        return error.message if len(repr(error.instance)) <= 80 else f"violates {error.validator}"
+    return template.format(orjson.dumps(error.validator_value).decode())
 
 
 def pydantic_problems(error: ValidationError, prefix: Iterable[str | int] = ()) -> list[Problem]:
@@ -187,7 +208,19 @@ class ToolEntry:
     max_batch: int
     input_schema: dict[str, Any] = field(repr=False)
     output_schema: dict[str, Any] = field(repr=False)
-    validator: jsonschema.Draft202012Validator = field(repr=False)
+    _validator: list[jsonschema.Draft202012Validator] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def validator(self) -> jsonschema.Draft202012Validator:
+        """The compiled JSON Schema validator, built on the first input pydantic refuses.
+
+        jsonschema costs a tenth of a second to import and most processes never see a bad input.
+        """
+        if not self._validator:
+            import jsonschema
+
+            self._validator.append(jsonschema.Draft202012Validator(self.input_schema))
+        return self._validator[0]
 
     def parse_arguments(self, arguments: dict[str, Any]) -> BaseModel:
         """Validate against the advertised schema (every problem, with its path), then build the model.
@@ -284,7 +317,6 @@ def _make_entry(
         output_model = returned
     input_schema = compact_schema(input_model.model_json_schema(mode="validation"))
     output_schema = compact_schema(output_model.model_json_schema(mode="serialization"))
-    jsonschema.Draft202012Validator.check_schema(input_schema)
     return ToolEntry(
         name=tool_name,
         description=description,
@@ -299,7 +331,6 @@ def _make_entry(
         max_batch=max_batch,
         input_schema=input_schema,
         output_schema=output_schema,
-        validator=jsonschema.Draft202012Validator(input_schema),
     )
 
 

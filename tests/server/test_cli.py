@@ -48,3 +48,19 @@ def test_call_of_an_unknown_tool_fails(quantdesk_bin, tmp_path):
     result = run(quantdesk_bin, tmp_path, "call", "no_such_tool")
     assert result.returncode == 1
     assert "unknown tool" in result.stderr
+
+
+def test_normalize_refuses_to_replace_an_output_unless_told_and_takes_contract_sizes(quantdesk_bin, tmp_path):
+    feed = tmp_path / "okx.jsonl"
+    feed.write_text(json.dumps({"arg": {"channel": "trades", "instId": "DOGE-USDT-SWAP"}, "data": [
+        {"instId": "DOGE-USDT-SWAP", "tradeId": "1", "px": "0.1", "sz": "3", "side": "buy", "ts": "1700000000000"}]})
+        + "\n")
+    out = tmp_path / "out.parquet"
+    args = ("normalize", str(feed), "-o", str(out), "--source", "okx", "--contract-size", "DOGE-USDT-SWAP=1000")
+    first = run(quantdesk_bin, tmp_path, *args)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["counts"]["accepted"] == 1
+    again = run(quantdesk_bin, tmp_path, *args)
+    assert again.returncode != 0 and "overwrite" in again.stderr
+    replaced = run(quantdesk_bin, tmp_path, *args, "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr

@@ -70,3 +70,24 @@ def test_input_schemas_forbid_unknown_fields():
     entry = make("t").entries[0]
     assert entry.input_schema["additionalProperties"] is False
     assert entry.input_schema["required"] == ["x"]
+
+
+def test_every_registered_schema_is_valid_json_schema_2020_12():
+    # Checked here, not at start-up: the check costs every server start and the schemas only change with the code.
+    import jsonschema
+
+    from quantdesk.server.registry import discover_tools
+
+    for entry in discover_tools(ToolRegistry()).list_tools():
+        jsonschema.Draft202012Validator.check_schema(entry.input_schema)
+        jsonschema.Draft202012Validator.check_schema(entry.output_schema)
+        assert "title" not in entry.input_schema, entry.name
+
+
+def test_a_resource_naming_an_unknown_tool_fails_at_start_up():
+    toolset = make("t")
+    toolset.resource("quantdesk://x/{id}", tool="nope", name="x", title="X", description="X.")
+    registry = ToolRegistry()
+    registry.add_toolset(toolset)
+    with pytest.raises(ValueError, match="unknown tool 'nope'"):
+        registry.check_references()

@@ -45,20 +45,22 @@ class ParquetFacts:
 
 def parquet_facts(path: Path) -> ParquetFacts:
     """Row counts, sizes and time range of a canonical-event Parquet file, from its metadata and two columns."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     meta = pq.ParquetFile(path).metadata
     uncompressed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     table = pq.read_table(path, columns=["event_type", "timestamp_ms"])
     counts = table.column("event_type").value_counts().to_pylist() if table.num_rows else []
-    stamps = table.column("timestamp_ms")
+    # a normalized book message with neither an exchange nor a capture time has a null timestamp
+    span = pc.min_max(table.column("timestamp_ms")).as_py() if table.num_rows else {"min": None, "max": None}
     return ParquetFacts(
         rows=meta.num_rows,
         bytes=path.stat().st_size,
         uncompressed_bytes=int(uncompressed),
         rows_by_event_type={str(c["values"]): int(c["counts"]) for c in counts},
-        first_timestamp_ms=int(stamps[0].as_py()) if table.num_rows else None,
-        last_timestamp_ms=int(stamps[-1].as_py()) if table.num_rows else None,
+        first_timestamp_ms=span["min"],
+        last_timestamp_ms=span["max"],
     )
 
 

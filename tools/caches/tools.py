@@ -141,9 +141,11 @@ async def stream_cache(args: StreamCacheInput, ctx: CallContext) -> AsyncIterato
     # (a kept traceback, a task group) still holds this frame.
     with contextlib.closing(service.events(args.cache_key)) as events:
         for event in events:
-            if args.speed > 0 and previous is not None and event.timestamp_ms > previous:
-                await anyio.sleep((event.timestamp_ms - previous) / 1000.0 / args.speed)
-            previous = event.timestamp_ms
+            stamp = event.timestamp_ms  # null for an untimed normalized book message: sent without pacing
+            if args.speed > 0 and previous is not None and stamp is not None and stamp > previous:
+                await anyio.sleep((stamp - previous) / 1000.0 / args.speed)
+            if stamp is not None:
+                previous = stamp
             yield event
             sent += 1
             if args.max_events is not None and sent >= args.max_events:
