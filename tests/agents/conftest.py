@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
@@ -62,6 +66,85 @@ def small_data(challenge: Challenge, days: float, *, seed: int = 11, planted: fl
     source = SyntheticSource(seed, planted=PlantedReversal(planted, assets=tuple(challenge.assets))
                              if planted else None)
     return source.generate(assets, int(days * 1440))
+
+
+MINUTE = 60_000
+
+
+class FakeBinance:
+    """A loopback server speaking /api/v3/klines: `mode` picks a failing or serving behaviour."""
+
+    def __init__(self, mode: str, listed: tuple[str, ...] | None = None) -> None:
+        self.mode = mode
+        self.listed = listed
+        self.requests: list[dict[str, Any]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.rate_limited_once = False
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                query = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
+                fake.requests.append(query)
+                fake.gate.wait(10)
+                if fake.mode == "broken":
+                    return self._send(503, {"msg": "maintenance"})
+                if fake.mode == "limited" and not fake.rate_limited_once:
+                    fake.rate_limited_once = True
+                    return self._send(429, {"code": -1003}, {"Retry-After": "0"})
+                unlisted = fake.listed is not None and query["symbol"].removesuffix("USDT") not in fake.listed
+                if query["symbol"] == "NOPEUSDT" or unlisted:
+                    return self._send(400, {"code": -1121, "msg": "Invalid symbol."})
+                start, end = int(query["startTime"]), int(query["endTime"])
+                limit = int(query["limit"])
+                rows = []
+                for t in range(start - start % MINUTE, end + 1, MINUTE):
+                    if (t // MINUTE) % 97 == 13:
+                        continue  # a missing minute
+                    price = 100.0 + (t // MINUTE) % 50
+                    rows.append([t, str(price), str(price + 1), str(price - 1), str(price + 0.5), "2.5", t + 59_999,
+                                 "0", 1, "0", "0", "0"])
+                    if len(rows) == limit:
+                        break
+                self._send(200, rows)
+
+            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.gate.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_binance() -> Iterator[Callable[..., FakeBinance]]:
+    """`fake_binance(mode, listed=None)`: a loopback /api/v3/klines server, closed at teardown."""
+    made: list[FakeBinance] = []
+
+    def make(mode: str, listed: tuple[str, ...] | None = None) -> FakeBinance:
+        made.append(FakeBinance(mode, listed))
+        return made[-1]
+
+    yield make
+    for fake in made:
+        fake.close()
 
 
 @pytest.fixture(scope="session")

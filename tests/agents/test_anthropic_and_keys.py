@@ -103,7 +103,8 @@ def test_the_anthropic_researcher_runs_full_iterations_against_a_fake_messages_a
         "QUANTDESK_ANTHROPIC_MODELS": json.dumps({"haiku": "claude-test-haiku"}),
         "ANTHROPIC_API_KEY": "", "ANTHROPIC_BASE_URL": ""})
     url, headers = running.url, running.headers()
-    assert tool(url, "set_anthropic_key", {"key": KEY}, headers).structured == {"set": True, "masked": "sk-ant-a...XY9z"}
+    stored = tool(url, "set_anthropic_key", {"key": KEY}, headers)
+    assert stored.structured == {"set": True, "masked": "sk-ant-a...XY9z"}
     created = tool(url, "create_agent", {"challenge": "ETH-1H-BINARY", "goal": "momentum", "researcher": "anthropic",
                                          "model": "haiku", "min_iterations": 2, "max_iterations": 3}, headers)
     agent_id = created.structured["id"]

@@ -32,21 +32,26 @@ def test_the_sandbox_status_says_what_is_enforced(server: Any, tool: Any) -> Non
 
 
 def test_prefetch_reports_progress_refuses_a_second_run_and_the_cache_can_be_deleted(
-        tmp_path: Path, server_factory: Any, tool: Any, until: Any) -> None:
-    running = server_factory(tmp_path / "cache")
+        tmp_path: Path, server_factory: Any, fake_binance: Any, tool: Any, until: Any) -> None:
+    fake = fake_binance("serving", listed=("BTC", "ETH"))
+    fake.gate.clear()  # hold the first kline request so the prefetch is still running
+    running = server_factory(tmp_path / "cache", extra_env={"QUANTDESK_AGENTS_DATA_SOURCE": "binance",
+                                                            "QUANTDESK_BINANCE_URLS": fake.url})
     url, headers = running.url, running.headers()
     assert tool(url, "get_data_cache", {}, headers).structured["entries"]["60"] == {"cached": False}
     started = tool(url, "prefetch_data", {"days_back": 60}, headers)
     assert started.structured == {"status": "started", "days_back": 60}
     assert tool(url, "prefetch_data", {"days_back": 90}, headers).kind == "conflict"
     assert tool(url, "delete_data_cache", {"days_back": 60}, headers).kind == "conflict"
+    assert tool(url, "get_data_cache_status", {}, headers).structured["running"] is True
+    fake.gate.set()
     status = until(lambda: (s := tool(url, "get_data_cache_status", {}, headers).structured)["finished_at"] and s,
-                   300, "the prefetch to finish")
-    assert status["error"] is None and status["step"] == status["total_steps"] == 30
+                   120, "the prefetch to finish")
+    assert status["error"] is None and status["step"] == status["total_steps"] == 29
     cache = tool(url, "get_data_cache", {}, headers).structured
-    assert cache["data_source"] == "synthetic"
+    assert cache["data_source"] == "binance"
     entry = cache["entries"]["60"]
-    assert entry["cached"] and entry["assets"] == 29 and entry["has_coinglass"] is False
+    assert entry["cached"] and entry["assets"] == 2 and entry["has_coinglass"] is False
     assert (running.data_dir / "artifacts" / f"{entry['cache_key']}.parquet").exists()
     assert tool(url, "delete_data_cache", {"days_back": 60}, headers).structured == {"status": "deleted",
                                                                                      "days_back": 60}

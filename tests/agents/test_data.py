@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -62,72 +57,9 @@ def test_a_planted_reversal_is_recorded_and_makes_hourly_returns_revert() -> Non
 
 # --- Binance ----------------------------------------------------------------------------------------
 
-class FakeBinance:
-    """A loopback server speaking /api/v3/klines: `mode` picks a failing or serving behaviour."""
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.requests: list[dict[str, Any]] = []
-        self.gate = threading.Event()
-        self.gate.set()
-        self.rate_limited_once = False
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return None
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                query = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
-                fake.requests.append(query)
-                fake.gate.wait(10)
-                if fake.mode == "broken":
-                    return self._send(503, {"msg": "maintenance"})
-                if fake.mode == "limited" and not fake.rate_limited_once:
-                    fake.rate_limited_once = True
-                    return self._send(429, {"code": -1003}, {"Retry-After": "0"})
-                if query["symbol"] == "NOPEUSDT":
-                    return self._send(400, {"code": -1121, "msg": "Invalid symbol."})
-                start, end = int(query["startTime"]), int(query["endTime"])
-                limit = int(query["limit"])
-                rows = []
-                for t in range(start - start % MINUTE, end + 1, MINUTE):
-                    if (t // MINUTE) % 97 == 13:
-                        continue  # a missing minute
-                    price = 100.0 + (t // MINUTE) % 50
-                    rows.append([t, str(price), str(price + 1), str(price - 1), str(price + 0.5), "2.5", t + 59_999,
-                                 "0", 1, "0", "0", "0"])
-                    if len(rows) == limit:
-                        break
-                self._send(200, rows)
-
-            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.gate.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def fakes() -> Iterator[dict[str, FakeBinance]]:
-    made = {name: FakeBinance(name) for name in ("broken", "serving", "limited")}
-    yield made
-    for fake in made.values():
-        fake.close()
+def fakes(fake_binance: Any) -> dict[str, Any]:
+    return {name: fake_binance(name) for name in ("broken", "serving", "limited")}
 
 
 def dead_url() -> str:
@@ -138,7 +70,7 @@ def dead_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def test_the_binance_client_fails_over_to_the_next_endpoint(fakes: dict[str, FakeBinance]) -> None:
+def test_the_binance_client_fails_over_to_the_next_endpoint(fakes: dict[str, Any]) -> None:
     source = BinanceKlinesSource([dead_url(), fakes["broken"].url, fakes["serving"].url], now_ms=lambda: NOW_MS)
     steps: list[str] = []
     data = source.fetch(["ETH", "NOPE", "BTC"], 1, lambda step, total, text: steps.append(text))
@@ -154,7 +86,7 @@ def test_the_binance_client_fails_over_to_the_next_endpoint(fakes: dict[str, Fak
     assert all(int(r["limit"]) == 1000 for r in fakes["serving"].requests)
 
 
-def test_the_binance_client_waits_out_a_rate_limit(fakes: dict[str, FakeBinance]) -> None:
+def test_the_binance_client_waits_out_a_rate_limit(fakes: dict[str, Any]) -> None:
     waits: list[float] = []
     source = BinanceKlinesSource([fakes["limited"].url], now_ms=lambda: NOW_MS, sleep=waits.append)
     data = source.fetch(["ETH"], 1, lambda *_: None)
@@ -162,7 +94,7 @@ def test_the_binance_client_waits_out_a_rate_limit(fakes: dict[str, FakeBinance]
     assert data.rows == 1440
 
 
-def test_no_endpoint_answering_is_unavailable(fakes: dict[str, FakeBinance]) -> None:
+def test_no_endpoint_answering_is_unavailable(fakes: dict[str, Any]) -> None:
     from quantdesk.server.errors import Unavailable
 
     source = BinanceKlinesSource([dead_url(), fakes["broken"].url], now_ms=lambda: NOW_MS)
@@ -196,7 +128,7 @@ def test_the_cache_prefetches_to_parquet_reports_progress_and_deletes(tmp_path: 
 
 
 def test_a_second_prefetch_or_a_delete_while_one_runs_is_a_conflict(
-        tmp_path: Path, fakes: dict[str, FakeBinance]) -> None:
+        tmp_path: Path, fakes: dict[str, Any]) -> None:
     fake = fakes["serving"]
     fake.gate.clear()
     cache = DataCache(LocalArtifactStore(tmp_path / "artifacts"),

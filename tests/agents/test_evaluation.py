@@ -182,7 +182,7 @@ def test_lbfgs_scores_the_q_path_dimensions_too(make_data: Any, eth: Challenge) 
     labels = lbfgs_labels(data.close("ETH"), 60, 3600)
     emb = np.full((data.rows, 17), 0.5)
     emb[:, :5] = 0.2
-    for ci, cls in enumerate(Q_CLASSES):
+    for ci in range(len(Q_CLASSES)):
         for k in range(3):
             emb[:, 5 + 3 * ci + k] = np.where(labels.q_hit[:, k], 0.7, 0.3)
     targets = prepare_targets(challenge, data, 0, data.rows, 0)
