@@ -8,6 +8,8 @@ or a strategy), with the votes behind it as a list, the verdict and the reason c
 from __future__ import annotations
 
 import json
+
+import orjson
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -16,11 +18,10 @@ from quantdesk.tools.control.store import ControlSql
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS control_decisions (
-        seq INTEGER PRIMARY KEY, decision_id TEXT NOT NULL UNIQUE, timestamp_ms INTEGER NOT NULL,
+        seq INTEGER PRIMARY KEY, decision_id TEXT NOT NULL, timestamp_ms INTEGER NOT NULL,
         decision_type TEXT NOT NULL, source TEXT NOT NULL, symbol TEXT, summary TEXT NOT NULL,
         agent_votes TEXT NOT NULL, selected_signal_id TEXT, selected_order_id TEXT, risk_passed INTEGER NOT NULL,
         risk_reasons TEXT NOT NULL, risk_messages TEXT NOT NULL, details TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS control_decisions_time ON control_decisions (timestamp_ms)",
     """CREATE TRIGGER IF NOT EXISTS control_decisions_no_update BEFORE UPDATE ON control_decisions
         BEGIN SELECT RAISE(ABORT, 'the decision log is append-only'); END""",
     """CREATE TRIGGER IF NOT EXISTS control_decisions_no_delete BEFORE DELETE ON control_decisions
@@ -96,9 +97,8 @@ class DecisionLog:
                             agent_votes, signal_id, order_id, risk_passed, [c for c, _ in reasons],
                             [m for _, m in reasons], details)
         conn.execute(_INSERT, (seq, decision.decision_id, timestamp_ms, decision_type, source, symbol, summary,
-                               json.dumps(agent_votes), signal_id, order_id, int(risk_passed),
-                               json.dumps(decision.risk_reasons), json.dumps(decision.risk_messages),
-                               json.dumps(details, sort_keys=True)))
+                               _json(agent_votes), signal_id, order_id, int(risk_passed),
+                               _json(decision.risk_reasons), _json(decision.risk_messages), _json(details)))
         self._seq = seq
         return decision
 
@@ -127,7 +127,7 @@ class DecisionLog:
                        details: dict[str, Any]) -> RiskEvent:
         seq = self._risk_seq + 1
         conn.execute("INSERT INTO control_risk_events (seq, timestamp_ms, code, message, details) "
-                     "VALUES (?, ?, ?, ?, ?)", (seq, timestamp_ms, code, message, json.dumps(details, sort_keys=True)))
+                     "VALUES (?, ?, ?, ?, ?)", (seq, timestamp_ms, code, message, _json(details)))
         self._risk_seq = seq
         return RiskEvent(seq, timestamp_ms, code, message, details)
 
@@ -144,6 +144,10 @@ class DecisionLog:
                "ORDER BY seq DESC LIMIT ?")
         return [RiskEvent(r["seq"], r["timestamp_ms"], r["code"], r["message"], json.loads(r["details"]))
                 for r in self.sql.query(sql, [*params, limit])]
+
+
+def _json(value: Any) -> str:
+    return "[]" if value == [] else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _decision(r: sqlite3.Row) -> Decision:

@@ -144,13 +144,13 @@ class ControlPlane:
         return reasons
 
     def forces_reduce_only(self) -> bool:
-        return self.view().state == "paused"
+        return self._view.state == "paused"  # read by check() a moment before, under the same engine lock
 
     def record(self, conn: sqlite3.Connection, intent: OrderIntent | None, request: OrderRequest,
                context: IntentContext, timestamp_ms: int, reasons: list[Reason], order_id: str | None) -> str:
         passed = not reasons
         summary = context.summary or _summary(request)
-        details: dict[str, Any] = {"request": {k: getattr(request, k) for k in request.__slots__}}
+        details: dict[str, Any] = {"client_order_id": request.client_order_id}
         if intent is not None:
             details.update({"estimated_price": intent.estimated_price, "notional_usd": intent.notional_usd,
                             "position_before": intent.position_before, "position_after": intent.position_after,
@@ -170,7 +170,7 @@ class ControlPlane:
 
     def after_update(self, account: AccountSnapshot) -> None:
         """Circuit breakers: a daily-loss or drawdown breach trips the kill switch itself."""
-        view = self.view()
+        view = self._view  # as last read; a damaged store already refuses orders, and a breaker needs no re-read
         if not view.ok or view.state == "killed" or view.limits is None:
             return
         limits = view.limits

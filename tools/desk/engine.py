@@ -146,6 +146,9 @@ class DeskEngine:
         self._processor: MarketProcessor | None = None
         self._conn: Any = None
         self._events: list[BusEvent] = []
+        self._dirty_orders: dict[str, Order] = {}
+        self._dirty_positions: dict[str, Position] = {}
+        self._entries: list[tuple[Any, ...]] = []
         self.markets: dict[str, MarketState] = {s: MarketState() for s in instruments.by_symbol}
         self._load()
 
@@ -160,6 +163,7 @@ class DeskEngine:
             meta = stored.meta
         self.origin_ms = int(meta["origin_ms"])
         self.now_ms = int(meta["now_ms"])
+        self._saved_now = self.now_ms
         self.peak_equity = float(meta["peak_equity_usd"])
         self.day_start_equity = float(meta["day_start_equity_usd"])
         self.day_key = int(meta["day_key"])
@@ -174,9 +178,12 @@ class DeskEngine:
         self.resting: dict[str, RestingOrders] = {s: RestingOrders() for s in self.instruments.by_symbol}
         self._reserved: dict[str, float] = {}
         self._reserved_by_order: dict[str, tuple[str, float]] = {}
+        self._reduce_only: dict[str, dict[str, Order]] = {s: {} for s in self.instruments.by_symbol}
         for order in self.open_orders.values():
             self._index(order)
             self._rebook(order)
+            if order.reduce_only:
+                self._reduce_only[order.symbol][order.order_id] = order
         for symbol, funding in stored.last_funding.items():
             self.markets[symbol].last_funding = funding
         if isinstance(self.clock, SimulatedClock) and self.clock.now_ms() < self.now_ms:
@@ -221,13 +228,15 @@ class DeskEngine:
             return
         events: list[BusEvent] = []
         self._events = events
+        self._dirty_orders.clear()
+        self._dirty_positions.clear()
+        self._entries.clear()
         try:
             with self.ledger.transaction() as conn:
                 self._conn = conn
                 try:
                     yield conn
-                    # events at or before the desk time count as processed: a restart resumes after them
-                    self.ledger.put_meta(conn, {"now_ms": str(self.now_ms)})
+                    self._flush(conn)
                 finally:
                     self._conn = None
         except BaseException:
@@ -238,11 +247,25 @@ class DeskEngine:
         for event in events:
             self._publish(event)
 
+    def _flush(self, conn: Any) -> None:
+        """Write what the step changed, each row once (an order may change several times in a step)."""
+        if self._dirty_orders:
+            self.ledger.put_orders(conn, list(self._dirty_orders.values()))
+        if self._entries:
+            self.ledger.put_entries(conn, self._entries)
+        if self._dirty_positions:
+            self.ledger.put_positions(conn, list(self._dirty_positions.values()))
+        if self.now_ms != self._saved_now:
+            # events at or before the desk time count as processed: a restart resumes after them
+            self.ledger.put_meta(conn, {"now_ms": str(self.now_ms)})
+            self._saved_now = self.now_ms
+
     def emit(self, event: BusEvent) -> None:
         """Queue an event to publish when the current step commits (dropped if it rolls back)."""
         self._events.append(event)
 
     def _save_meta(self, conn: Any) -> None:
+        self._saved_now = self.now_ms
         self.ledger.put_meta(conn, {"now_ms": str(self.now_ms), "peak_equity_usd": repr(self.peak_equity),
                                     "day_start_equity_usd": repr(self.day_start_equity),
                                     "day_key": str(self.day_key)})
@@ -440,6 +463,15 @@ class DeskEngine:
         if not self._reserved_by_order:
             self._reserved.clear()  # no drift: with nothing reserved the totals are exactly zero
 
+    def _opened(self, order: Order) -> None:
+        self.open_orders[order.order_id] = order
+        if order.reduce_only:
+            self._reduce_only[order.symbol][order.order_id] = order
+
+    def _closed(self, order: Order) -> None:
+        self.open_orders.pop(order.order_id, None)
+        self._reduce_only[order.symbol].pop(order.order_id, None)
+
     def _index(self, order: Order) -> None:
         if order.status == "pending_trigger":
             self.resting[order.symbol].add_stop(order)
@@ -520,15 +552,16 @@ class DeskEngine:
                 if reasons:
                     for reason in reasons:
                         self.metrics.rejections[reason.code] += 1
-                    self.ledger.put_order(conn, order)
+                    self._save_order(order)
                     self.emit(OrderRejected(self.now_ms, order.to_dict()))
                 else:
                     self.metrics.orders_accepted += 1
-                    self.open_orders[order_id] = order
+                    self._opened(order)
                     self.emit(OrderAccepted(self.now_ms, order.to_dict()))
                     fills = self._work(order, instrument)
                     self._save_order(order)
-            self._after_change()
+            if fills:
+                self._after_change()
             return PlaceResult(order, fills)
 
     def _clamp_reduce_only(self, request: OrderRequest, instrument: Instrument) -> tuple[OrderRequest, list[Reason]]:
@@ -707,19 +740,18 @@ class DeskEngine:
                     quantity=quantity, price=price, notional_usd=quantity * price, fee_usd=fee, liquidity=liquidity,
                     reference_price=ref, slippage_bps=slippage_bps(order.side, price, ref),
                     realized_pnl_usd=realized, insurance_usd=covered, timestamp_ms=now)
-        conn = self._conn
-        self.ledger.put_fill(conn, fill)
-        self.ledger.put_entries(conn, entries)
+        self.ledger.put_fill(self._conn, fill)
+        self._entries.extend(entries)
         self.metrics.fills += 1
         self.metrics.fills_by_liquidity[liquidity] += 1
         self.emit(FillEvent(fill.to_dict()))
         if instrument.is_perpetual:
             position = self.positions[order.symbol]
-            self.ledger.put_position(conn, position)
+            self._dirty_positions[position.symbol] = position
             self.emit(PositionEvent(now, self.describe_position(position)))
         if order.filled_quantity >= order.quantity - 1e-12:
             order.status = "filled"
-            self.open_orders.pop(order.order_id, None)
+            self._closed(order)
         else:
             order.status = "partially_filled"
         self._rebook(order)
@@ -734,13 +766,13 @@ class DeskEngine:
         entries.append((seq, self.now_ms, kind, asset, amount, value, symbol, ref))
 
     def _save_order(self, order: Order) -> None:
-        self.ledger.put_order(self._conn, order)
+        self._dirty_orders[order.order_id] = order
 
     def _finish(self, order: Order, status: Literal["cancelled", "expired", "rejected"], reason: Reason) -> None:
         order.status = status
         order.reasons = [*order.reasons, reason]
         order.updated_ms = self.now_ms
-        self.open_orders.pop(order.order_id, None)
+        self._closed(order)
         self._rebook(order)
         self._save_order(order)
         if status == "cancelled":
@@ -754,7 +786,7 @@ class DeskEngine:
     def _enforce_reduce_only(self, symbol: str) -> None:
         """After the position moved: every open reduce-only order on it shrinks to it or is cancelled."""
         size = self.positions[symbol].size if symbol in self.positions else 0.0
-        for order in [o for o in self.open_orders.values() if o.symbol == symbol and o.reduce_only]:
+        for order in list(self._reduce_only[symbol].values()):
             if size == 0.0 or (size > 0) == (order.side == "buy"):
                 self._finish(order, "cancelled", Reason("REDUCE_ONLY_POSITION_CLOSED",
                                                         f"the position is {size:g}; a reduce-only {order.side} "
@@ -904,7 +936,7 @@ class DeskEngine:
                           stop_price=None, post_only=False, reduce_only=True, status="open", created_ms=self.now_ms,
                           updated_ms=self.now_ms, source="liquidation", seq=seq, reference_price=price,
                           reasons=[Reason("LIQUIDATION", f"equity below maintenance margin at mark {mark:g}")])
-            self.open_orders[order_id] = order
+            self._opened(order)
 
             def cover(cash: float, margin_before: float) -> float:
                 # the account never goes below zero: the simulated insurance fund takes the rest
@@ -930,13 +962,11 @@ class DeskEngine:
         with self._step() as conn:
             self.ledger.put_funding(conn, record)
             if payment != 0.0:
-                entries: list[tuple[Any, ...]] = []
-                self._entry(entries, record.seq, "funding", SETTLEMENT_ASSET, payment, symbol, None)
-                self.ledger.put_entries(conn, entries)
+                self._entry(self._entries, record.seq, "funding", SETTLEMENT_ASSET, payment, symbol, None)
             if position is not None:
                 position.funding_usd += payment
                 position.updated_ms = at_ms
-                self.ledger.put_position(conn, position)
+                self._dirty_positions[symbol] = position
             market.last_funding = record
             self.metrics.funding_settlements += 1
             self.emit(FundingEvent(record.to_dict()))
@@ -1011,7 +1041,7 @@ class DeskEngine:
         with self._step() as conn:
             self.ledger.put_setting(conn, self._journal_seq, symbol, leverage, mode, self.now_ms)
             if symbol in self.positions:
-                self.ledger.put_position(conn, position)
+                self._dirty_positions[symbol] = position
             for order in [o for o in self.open_orders.values() if o.symbol == symbol]:
                 self._rebook(order)
             self.emit(PositionEvent(self.now_ms, self.describe_position(position)))

@@ -22,20 +22,20 @@ from quantdesk.tools.desk.model import EquitySample, Fill, FundingPayment, Margi
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS desk_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS desk_orders (
-        order_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, client_order_id TEXT UNIQUE, symbol TEXT NOT NULL,
+        seq INTEGER PRIMARY KEY, order_id TEXT NOT NULL UNIQUE, client_order_id TEXT UNIQUE, symbol TEXT NOT NULL,
         side TEXT NOT NULL, order_type TEXT NOT NULL, time_in_force TEXT NOT NULL, quantity REAL NOT NULL,
         original_quantity REAL NOT NULL, price REAL, stop_price REAL, post_only INTEGER NOT NULL,
         reduce_only INTEGER NOT NULL, status TEXT NOT NULL, filled_quantity REAL NOT NULL, average_price REAL,
         fees_usd REAL NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, triggered_ms INTEGER,
         source TEXT NOT NULL, decision_id TEXT, signal_id TEXT, reference_price REAL, reasons TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS desk_orders_status ON desk_orders (status)",
-    "CREATE INDEX IF NOT EXISTS desk_orders_created ON desk_orders (created_ms)",
+    # only open orders are looked up by status (at start-up): a partial index changes only when one opens or closes
+    "CREATE INDEX IF NOT EXISTS desk_orders_open ON desk_orders (status) "
+    "WHERE status IN ('pending_trigger', 'open', 'partially_filled')",
     """CREATE TABLE IF NOT EXISTS desk_fills (
-        seq INTEGER PRIMARY KEY, fill_id TEXT NOT NULL UNIQUE, order_id TEXT NOT NULL, symbol TEXT NOT NULL,
+        seq INTEGER PRIMARY KEY, fill_id TEXT NOT NULL, order_id TEXT NOT NULL, symbol TEXT NOT NULL,
         side TEXT NOT NULL, quantity REAL NOT NULL, price REAL NOT NULL, notional_usd REAL NOT NULL,
         fee_usd REAL NOT NULL, liquidity TEXT NOT NULL, reference_price REAL, slippage_bps REAL NOT NULL,
         realized_pnl_usd REAL NOT NULL, insurance_usd REAL NOT NULL, timestamp_ms INTEGER NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS desk_fills_time ON desk_fills (timestamp_ms)",
     "CREATE INDEX IF NOT EXISTS desk_fills_order ON desk_fills (order_id)",
     """CREATE TABLE IF NOT EXISTS desk_funding (
         seq INTEGER PRIMARY KEY, symbol TEXT NOT NULL, funding_time_ms INTEGER NOT NULL, rate REAL NOT NULL,
@@ -47,7 +47,7 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS desk_deposits (
         seq INTEGER PRIMARY KEY, asset TEXT NOT NULL, amount REAL NOT NULL, timestamp_ms INTEGER NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS desk_ledger (
-        entry_id INTEGER PRIMARY KEY AUTOINCREMENT, journal_seq INTEGER NOT NULL, timestamp_ms INTEGER NOT NULL,
+        entry_id INTEGER PRIMARY KEY, journal_seq INTEGER NOT NULL, timestamp_ms INTEGER NOT NULL,
         kind TEXT NOT NULL, asset TEXT NOT NULL, amount REAL NOT NULL, balance_after REAL NOT NULL,
         symbol TEXT, ref_id TEXT)""",
     "CREATE TABLE IF NOT EXISTS desk_balances (asset TEXT PRIMARY KEY, total REAL NOT NULL)",
@@ -65,14 +65,18 @@ _ORDER_COLUMNS = ("order_id", "seq", "client_order_id", "symbol", "side", "order
                   "original_quantity", "price", "stop_price", "post_only", "reduce_only", "status",
                   "filled_quantity", "average_price", "fees_usd", "created_ms", "updated_ms", "triggered_ms",
                   "source", "decision_id", "signal_id", "reference_price", "reasons")
-_UPSERT_ORDER = (f"INSERT OR REPLACE INTO desk_orders ({', '.join(_ORDER_COLUMNS)}) "
-                 f"VALUES ({', '.join('?' * len(_ORDER_COLUMNS))})")
+# an upsert, not a REPLACE: a REPLACE deletes and re-inserts the row and every index entry of it
+_UPSERT_ORDER = (f"INSERT INTO desk_orders ({', '.join(_ORDER_COLUMNS)}) "
+                 f"VALUES ({', '.join('?' * len(_ORDER_COLUMNS))}) ON CONFLICT (seq) DO UPDATE SET "
+                 + ", ".join(f"{c} = excluded.{c}" for c in _ORDER_COLUMNS if c not in ("seq", "order_id")))
 _FILL_COLUMNS = ("seq", "fill_id", "order_id", "symbol", "side", "quantity", "price", "notional_usd", "fee_usd",
                  "liquidity", "reference_price", "slippage_bps", "realized_pnl_usd", "insurance_usd", "timestamp_ms")
 _INSERT_FILL = f"INSERT INTO desk_fills ({', '.join(_FILL_COLUMNS)}) VALUES ({', '.join('?' * len(_FILL_COLUMNS))})"
-_UPSERT_POSITION = ("INSERT OR REPLACE INTO desk_positions (symbol, size, entry_price, margin_mode, leverage, "
-                    "isolated_margin_usd, realized_pnl_usd, fees_usd, funding_usd, opened_ms, updated_ms) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_POSITION_COLUMNS = ("symbol", "size", "entry_price", "margin_mode", "leverage", "isolated_margin_usd",
+                     "realized_pnl_usd", "fees_usd", "funding_usd", "opened_ms", "updated_ms")
+_UPSERT_POSITION = (f"INSERT INTO desk_positions ({', '.join(_POSITION_COLUMNS)}) VALUES "
+                    f"({', '.join('?' * len(_POSITION_COLUMNS))}) ON CONFLICT (symbol) DO UPDATE SET "
+                    + ", ".join(f"{c} = excluded.{c}" for c in _POSITION_COLUMNS[1:]))
 
 
 class SqlState(Protocol):
@@ -90,7 +94,8 @@ def order_row(order: Order) -> tuple[Any, ...]:
             order.time_in_force, order.quantity, order.original_quantity, order.price, order.stop_price,
             int(order.post_only), int(order.reduce_only), order.status, order.filled_quantity, order.average_price,
             order.fees_usd, order.created_ms, order.updated_ms, order.triggered_ms, order.source, order.decision_id,
-            order.signal_id, order.reference_price, json.dumps([r.to_dict() for r in order.reasons]))
+            order.signal_id, order.reference_price,
+            json.dumps([r.to_dict() for r in order.reasons]) if order.reasons else "[]")
 
 
 def order_from_row(row: sqlite3.Row) -> Order:
@@ -147,8 +152,8 @@ class Ledger:
     # --- writes (inside the caller's transaction) -------------------------------------------------
 
     @staticmethod
-    def put_order(conn: sqlite3.Connection, order: Order) -> None:
-        conn.execute(_UPSERT_ORDER, order_row(order))
+    def put_orders(conn: sqlite3.Connection, orders: list[Order]) -> None:
+        conn.executemany(_UPSERT_ORDER, [order_row(o) for o in orders])
 
     @staticmethod
     def put_fill(conn: sqlite3.Connection, fill: Fill) -> None:
@@ -159,17 +164,19 @@ class Ledger:
 
     @staticmethod
     def put_entries(conn: sqlite3.Connection, entries: list[tuple[Any, ...]]) -> None:
-        """Balance changes: (journal_seq, timestamp_ms, kind, asset, amount, balance_after, symbol, ref_id)."""
+        """Balance changes: (journal_seq, timestamp_ms, kind, asset, amount, balance_after, symbol, ref_id);
+        the stored balance of each asset becomes its last balance_after."""
         conn.executemany("INSERT INTO desk_ledger (journal_seq, timestamp_ms, kind, asset, amount, balance_after, "
                          "symbol, ref_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", entries)
-        conn.executemany("INSERT OR REPLACE INTO desk_balances (asset, total) VALUES (?, ?)",
-                         [(e[3], e[5]) for e in entries])
+        last = {e[3]: e[5] for e in entries}
+        conn.executemany("INSERT INTO desk_balances (asset, total) VALUES (?, ?) ON CONFLICT (asset) DO UPDATE SET "
+                         "total = excluded.total", list(last.items()))
 
     @staticmethod
-    def put_position(conn: sqlite3.Connection, p: Position) -> None:
-        conn.execute(_UPSERT_POSITION, (p.symbol, p.size, p.entry_price, p.margin_mode, p.leverage,
-                                        p.isolated_margin_usd, p.realized_pnl_usd, p.fees_usd, p.funding_usd,
-                                        p.opened_ms, p.updated_ms))
+    def put_positions(conn: sqlite3.Connection, positions: list[Position]) -> None:
+        conn.executemany(_UPSERT_POSITION, [(p.symbol, p.size, p.entry_price, p.margin_mode, p.leverage,
+                                             p.isolated_margin_usd, p.realized_pnl_usd, p.fees_usd, p.funding_usd,
+                                             p.opened_ms, p.updated_ms) for p in positions])
 
     @staticmethod
     def put_funding(conn: sqlite3.Connection, f: FundingPayment) -> None:
