@@ -19,7 +19,6 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -120,10 +119,6 @@ def kill_latency(folder: Path, ledger: str, open_orders: int = 1000) -> float:
     return elapsed * 1000
 
 
-def best(repeats: int, run: Callable[[int], float]) -> float:
-    return max(run(i) for i in range(repeats))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=10_000)
@@ -138,7 +133,7 @@ def main() -> None:
     open_desk(root / "warm", "memory")  # imports and the generator's first windows, outside the timings
     rows = []
     for ledger in args.ledger.split(","):
-        market = best(args.repeats, lambda i: market_orders(root / f"market-{ledger}-{i}", ledger, args.orders))
+        market = max(market_orders(root / f"market-{ledger}-{i}", ledger, args.orders) for i in range(args.repeats))
         limits = [limit_orders(root / f"limit-{ledger}-{i}", ledger, args.orders) for i in range(args.repeats)]
         limit = max(limits)
         kills = [kill_latency(root / f"kill-{ledger}-{i}", ledger) for i in range(max(5, args.repeats))]
