@@ -8,107 +8,136 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+MAX_JSON_SAFE_INTEGER = 2**53 - 1
+"""The largest integer a JavaScript client (the MCP Inspector, the TypeScript SDK) reads back exactly."""
+
 MODEL_VERSION = "quantdesk-logsv-hawkes/2"
 """The generator's model version; part of every manifest hash, bumped whenever output bytes change."""
 
-# legacy name -> (canonical name, conversion)
+# legacy name -> (canonical name, conversion); accepted on input, folded into the canonical field
 _LEGACY_FIELDS: dict[str, tuple[str, Any]] = {
     "initial_mid": ("initial_price", None),
     "initial_spread_bps": ("base_spread_bps", None),
     "book_depth": ("num_levels", None),
     "drift": ("drift_annual", None),
-    # The legacy examples used `volatility: 0.02`, a daily fraction; crypto trades every day of the year.
+    # The legacy examples used `volatility: 0.02`, a daily fraction; crypto trades every day of the year
+    # (the schema's note for it says sqrt(365): keep them together).
     "volatility": ("volatility_annual", lambda v: v * math.sqrt(365.0)),
     "jump_intensity": ("jump_intensity_per_hour", None),
     "trade_intensity_base": ("trade_rate_per_second", None),
     "mean_reversion": ("mean_reversion_per_day", None),
 }
+_LEGACY_INTEGERS = {"book_depth"}
 
 
-class SimulationManifest(BaseModel):
-    """The full description of a synthetic market: price, volatility, jumps, trades, book and latency."""
+_LEAN_KEYS = frozenset({"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "const",
+                        "pattern", "minLength", "maxLength", "items", "minItems", "maxItems", "default", "deprecated"})
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+def lean_schema(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """A flat model's schema with its types, bounds and defaults only, for nesting in a tool's input.
+
+    The constraints are all there (the registry validates against this), the prose is not: the
+    full schema, every field described, is one call away (get_config_schema), and nesting it in
+    each tool that takes a manifest cost every model's context twice its size.
+    """
+    properties = {}
+    for name, prop in schema["properties"].items():
+        lean = {key: value for key, value in prop.items() if key in _LEAN_KEYS}
+        if prop.get("deprecated"):
+            lean["description"] = prop["description"]  # which canonical field a legacy name stands for
+        properties[name] = lean
+    return {"type": "object", "description": description, "properties": properties, "additionalProperties": False}
+
+
+def compact_schema(schema: dict[str, Any]) -> None:
+    """Drop the per-property titles pydantic derives from field names: they restate the name (a fifth of the bytes)."""
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+
+
+def _manifest_schema(schema: dict[str, Any]) -> None:
+    compact_schema(schema)
+    # legacy names, one short entry each: advertised (so schema-checking clients accept them), deprecated,
+    # with the bounds of the field they stand for (in their own unit)
+    for legacy, (canonical, convert) in _LEGACY_FIELDS.items():
+        target = schema["properties"][canonical]
+        scale = convert(1.0) if convert is not None else 1.0
+        note = f"{canonical} / sqrt(365), a daily fraction" if convert is not None else canonical
+        entry: dict[str, Any] = {"type": "integer" if legacy in _LEGACY_INTEGERS else "number", "deprecated": True,
+                                 "description": f"Legacy: {note}."}
+        for bound in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            if bound in target:
+                entry[bound] = target[bound] / scale if convert is not None else target[bound]
+        schema["properties"][legacy] = entry
+
+
+class SimulationManifestFields(BaseModel):
+    """A synthetic market: price, volatility, jumps, trades, book, latency. Legacy Aleatoric names accepted."""
+
+    # Each field on its own: `validate_config` takes this, so a config that breaks only a rule between
+    # fields reaches the tool and is answered `valid: false`; `SimulationManifest` adds those rules.
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="SimulationManifest",
+                              json_schema_extra=_manifest_schema)
 
     symbol: str = Field("BTC", min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._:/-]+$",
-                        description="Instrument label written into every event.")
-    seed: int = Field(42, ge=0, le=2**63 - 1, description="Root seed; same manifest and seed give identical bytes.")
+                        description="Label written into every event.")
+    seed: int = Field(42, ge=0, le=MAX_JSON_SAFE_INTEGER, description="Same manifest and seed, same bytes.")
     start_time_ms: int = Field(1_735_689_600_000, ge=0, le=4_102_444_800_000,
-                               description="Timestamp of the first instant, ms since the Unix epoch (UTC).")
-    duration_seconds: int = Field(3600, ge=1, le=604_800, description="Length of the simulated period (max 7 days).")
+                               description="First instant, since the Unix epoch (UTC).")
+    duration_seconds: int = Field(3600, ge=1, le=604_800, description="Simulated period.")
 
-    initial_price: float = Field(50_000.0, gt=0, le=1e9, description="Starting mid price in quote currency.")
-    tick_size: float = Field(0.1, gt=0, description="Price increment; every price is a multiple of it.")
-    lot_size: float = Field(0.001, gt=0, description="Size increment in base units; every size is a multiple of it.")
+    initial_price: float = Field(50_000.0, gt=0, le=10**9, description="Starting mid, quote currency.")
+    tick_size: float = Field(0.1, gt=0, le=10**9, description="Price grid step, quote currency.")
+    lot_size: float = Field(0.001, gt=0, le=10**9, description="Size grid step, base units.")
 
-    drift_annual: float = Field(0.0, ge=-5, le=5, description="Annualized log drift of the mid price.")
+    drift_annual: float = Field(0.0, ge=-5, le=5, description="Annualized log drift.")
     volatility_annual: float = Field(0.60, gt=0, le=5, description="Long-run annualized volatility of log returns.")
-    mean_reversion_per_day: float = Field(0.0, ge=0, le=100,
-                                          description="Pull of log price toward initial_price, per day (0 = none).")
-    vol_factor_half_lives_seconds: tuple[float, ...] = Field(
+    mean_reversion_per_day: float = Field(0.0, ge=0, le=100, description="Pull toward initial_price (0 = none).")
+    vol_factor_half_lives_seconds: tuple[Annotated[float, Field(gt=0, le=10**8)], ...] = Field(
         (600.0, 10_800.0, 604_800.0), min_length=1, max_length=5,
-        description="Half-lives of the AR(1) log-volatility factors (short, medium, long memory).")
-    vol_factor_stdevs: tuple[float, ...] = Field(
-        (0.30, 0.30, 0.35), min_length=1, max_length=5,
-        description="Stationary standard deviation of each log-volatility factor.")
-    return_tail_dof: float = Field(4.0, gt=2.0, le=1000.0,
-                                   description="Student-t degrees of freedom of return innovations (lower = fatter).")
-    leverage_correlation: float = Field(0.0, ge=-0.9, le=0.9,
-                                        description="Correlation of return shocks with the short volatility factor.")
+        description="Half-lives of the AR(1) log-volatility factors.")
+    vol_factor_stdevs: tuple[Annotated[float, Field(ge=0, le=3)], ...] = Field(
+        (0.30, 0.30, 0.35), min_length=1, max_length=5, description="Stationary sd of each factor (same length).")
+    return_tail_dof: float = Field(4.0, gt=2.0, le=1000.0, description="Student-t dof of returns (lower: fatter).")
+    leverage_correlation: float = Field(0.0, ge=-0.9, le=0.9, description="Return shocks vs the short vol factor.")
 
-    jump_model: Literal["none", "merton", "kou"] = Field("merton", description="Price jump process.")
-    jump_intensity_per_hour: float = Field(0.5, ge=0, le=3600, description="Expected jumps per hour.")
-    jump_mean_bps: float = Field(0.0, ge=-5000, le=5000, description="Merton: mean jump size in bps.")
-    jump_std_bps: float = Field(20.0, ge=0, le=5000, description="Merton: jump size standard deviation in bps.")
-    kou_up_probability: float = Field(0.5, ge=0, le=1, description="Kou: probability a jump is upward.")
-    kou_up_mean_bps: float = Field(20.0, gt=0, le=5000, description="Kou: mean upward jump in bps.")
-    kou_down_mean_bps: float = Field(20.0, gt=0, le=5000, description="Kou: mean downward jump in bps.")
+    jump_model: Literal["none", "merton", "kou"] = Field("merton")
+    jump_intensity_per_hour: float = Field(0.5, ge=0, le=3600)
+    jump_mean_bps: float = Field(0.0, ge=-5000, le=5000, description="Merton.")
+    jump_std_bps: float = Field(20.0, ge=0, le=5000, description="Merton.")
+    kou_up_probability: float = Field(0.5, ge=0, le=1, description="Kou: share of upward jumps.")
+    kou_up_mean_bps: float = Field(20.0, gt=0, le=5000, description="Kou.")
+    kou_down_mean_bps: float = Field(20.0, gt=0, le=5000, description="Kou.")
 
-    trade_rate_per_second: float = Field(5.0, gt=0, le=10_000, description="Long-run mean trade arrivals per second.")
-    hawkes_branching_ratio: float = Field(0.6, ge=0, lt=1, description="Share of trades triggered by earlier trades.")
+    trade_rate_per_second: float = Field(5.0, gt=0, le=10_000, description="Long-run mean arrivals.")
+    hawkes_branching_ratio: float = Field(0.6, ge=0, lt=1, description="Share of trades triggered by trades.")
     hawkes_decay_seconds: float = Field(1.0, gt=0, le=3600, description="Mean delay of a triggered trade.")
-    trade_rate_vol_elasticity: float = Field(1.0, ge=0, le=4,
-                                             description="Arrival intensity scales as (sigma_t / sigma)^elasticity.")
-    trade_size_median: float = Field(0.01, gt=0, description="Median trade size in base units.")
-    trade_size_log_sd: float = Field(1.0, ge=0, le=5, description="Lognormal sigma of the trade size body.")
-    trade_size_tail_probability: float = Field(0.05, ge=0, le=0.5, description="Share of sizes from the Pareto tail.")
-    trade_size_tail_alpha: float = Field(1.8, gt=1.0, le=5, description="Pareto tail exponent of large trades.")
-    side_persistence: float = Field(0.3, ge=0, lt=1,
-                                    description="Aggressor sides repeat with probability (1 + persistence) / 2.")
+    trade_rate_vol_elasticity: float = Field(1.0, ge=0, le=4, description="Arrivals scale as (sigma_t/sigma)^this.")
+    trade_size_median: float = Field(0.01, gt=0, le=10**9, description="Base units.")
+    trade_size_log_sd: float = Field(1.0, ge=0, le=5, description="Lognormal sigma of sizes.")
+    trade_size_tail_probability: float = Field(0.05, ge=0, le=0.5, description="Share from the Pareto tail.")
+    trade_size_tail_alpha: float = Field(1.8, gt=1.0, le=5, description="Pareto tail exponent.")
+    side_persistence: float = Field(0.3, ge=0, lt=1, description="A side repeats with probability (1 + this) / 2.")
 
-    base_spread_bps: float = Field(1.0, gt=0, le=10_000,
-                                   description="Typical spread in bps at long-run volatility (never below one tick).")
-    spread_vol_elasticity: float = Field(0.5, ge=0, le=4, description="Spread scales as (sigma_t / sigma)^elasticity.")
-    spread_noise_sd: float = Field(0.3, ge=0, le=3, description="Stationary sd of the spread's own log-OU noise.")
-    spread_half_life_seconds: float = Field(30.0, gt=0, le=86_400, description="Half-life of the spread noise.")
-    num_levels: int = Field(10, ge=1, le=500, description="Book levels per side in each snapshot.")
-    book_interval_ms: int = Field(100, ge=10, le=60_000, description="Time between L2 book snapshots.")
-    depth_level_size: float = Field(1.0, gt=0, description="Mean resting size per level in base units.")
-    depth_peak_level: float = Field(3.0, ge=1, le=100, description="Level (1 = touch) where mean depth peaks.")
-    depth_noise_sd: float = Field(0.5, ge=0, le=3, description="Lognormal noise on each level's size.")
+    base_spread_bps: float = Field(1.0, gt=0, le=10_000, description="At long-run volatility; at least one tick.")
+    spread_vol_elasticity: float = Field(0.5, ge=0, le=4, description="Spread scales as (sigma_t/sigma)^this.")
+    spread_noise_sd: float = Field(0.3, ge=0, le=3, description="Stationary sd of the spread's log-OU noise.")
+    spread_half_life_seconds: float = Field(30.0, gt=0, le=86_400, description="Of the spread noise.")
+    num_levels: int = Field(10, ge=1, le=500, description="Book levels per side.")
+    book_interval_ms: int = Field(100, ge=10, le=60_000, description="Between L2 snapshots.")
+    depth_level_size: float = Field(1.0, gt=0, le=10**9, description="Mean size per level, base units.")
+    depth_peak_level: float = Field(3.0, ge=1, le=100, description="Level (1 = touch) where depth peaks.")
+    depth_noise_sd: float = Field(0.5, ge=0, le=3, description="Lognormal noise of level sizes.")
 
-    latency_median_ms: float = Field(3.0, ge=0, le=10_000, description="Median capture latency (capture - exchange).")
-    latency_log_sd: float = Field(0.5, ge=0, le=3, description="Lognormal sigma of capture latency.")
-
-    # The legacy Aleatoric names, accepted on input and folded into the canonical fields above.
-    initial_mid: float | None = Field(None, exclude=True, deprecated=True, description="Legacy: initial_price.")
-    initial_spread_bps: float | None = Field(None, exclude=True, deprecated=True,
-                                             description="Legacy: base_spread_bps.")
-    book_depth: int | None = Field(None, exclude=True, deprecated=True, description="Legacy: num_levels.")
-    drift: float | None = Field(None, exclude=True, deprecated=True, description="Legacy: drift_annual.")
-    volatility: float | None = Field(None, exclude=True, deprecated=True,
-                                     description="Legacy: daily volatility fraction; becomes volatility * sqrt(365).")
-    jump_intensity: float | None = Field(None, exclude=True, deprecated=True,
-                                         description="Legacy: jump_intensity_per_hour.")
-    trade_intensity_base: float | None = Field(None, exclude=True, deprecated=True,
-                                               description="Legacy: trade_rate_per_second.")
-    mean_reversion: float | None = Field(None, exclude=True, deprecated=True,
-                                         description="Legacy: mean_reversion_per_day.")
+    latency_median_ms: float = Field(3.0, ge=0, le=10_000, description="Capture minus exchange time.")
+    latency_log_sd: float = Field(0.5, ge=0, le=3, description="Lognormal sigma of latency.")
 
     @model_validator(mode="before")
     @classmethod
@@ -117,14 +146,20 @@ class SimulationManifest(BaseModel):
             return data
         out = dict(data)
         for legacy, (canonical, convert) in _LEGACY_FIELDS.items():
-            value = out.get(legacy)
-            if value is None:
+            if legacy not in out:
                 continue
+            value = out[legacy]
             if canonical in out:
                 raise ValueError(f"give either {legacy} (legacy) or {canonical}, not both")
             out[canonical] = convert(value) if convert is not None and isinstance(value, int | float) else value
-            out[legacy] = None
+            del out[legacy]
         return out
+
+
+class SimulationManifest(SimulationManifestFields):
+    """A synthetic market: price, volatility, jumps, trades, book, latency. Legacy Aleatoric names accepted."""
+
+    # the fields, and the rules between them (tick below price, sizes of at least a lot, ...)
 
     @model_validator(mode="after")
     def _check_consistency(self) -> SimulationManifest:
@@ -133,10 +168,6 @@ class SimulationManifest(BaseModel):
             problems.append("tick_size must be smaller than initial_price")
         if len(self.vol_factor_half_lives_seconds) != len(self.vol_factor_stdevs):
             problems.append("vol_factor_half_lives_seconds and vol_factor_stdevs need the same length")
-        if any(h <= 0 for h in self.vol_factor_half_lives_seconds):
-            problems.append("vol_factor_half_lives_seconds must all be positive")
-        if any(s < 0 or s > 3 for s in self.vol_factor_stdevs):
-            problems.append("vol_factor_stdevs must lie in [0, 3]")
         if self.trade_size_median < self.lot_size:
             problems.append("trade_size_median must be at least one lot_size")
         if self.depth_level_size < self.lot_size:

@@ -254,3 +254,16 @@ def test_an_impossible_manifest_is_refused_before_any_file(out_dir: Path) -> Non
     with pytest.raises(ValueError, match="jumps"):
         generate_to_parquet(manifest, DriverConfig(workers=2), out_dir / "x.parquet")
     assert list(out_dir.iterdir()) == []
+
+
+def test_what_a_killed_process_left_in_tmpfs_is_removed_by_the_next_job(busy_manifest: SimulationManifest,
+                                                                         out_dir: Path, spill_dir: Path) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    dead = spill_dir / f"quantdesk-{gone.stdout.strip()}-{'a' * 32}-3-0"
+    alive = spill_dir / f"quantdesk-{os.getpid()}-{'b' * 32}-progress"
+    dead.write_bytes(b"x" * 100)
+    alive.write_bytes(b"x" * 8)
+    generate_to_parquet(busy_manifest, DriverConfig(workers=2, window_seconds=60), out_dir / "next.parquet")
+    assert not dead.exists() and alive.exists(), "only a dead process's files go"
+    alive.unlink()

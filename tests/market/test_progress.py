@@ -39,3 +39,18 @@ def test_a_day_reports_progress_at_least_every_percent_of_it(tmp_path: Path) -> 
     steps = np.diff([0.0, *seen])
     # generation is heard per chunk of 1/200 of the blocks; an encoded row group (an hour) is 1/48 of the job
     assert steps.max() <= total / 40 and len(seen) >= 100
+
+
+def test_encoding_a_row_group_is_heard_column_by_column() -> None:
+    from quantdesk.tools.market.coarse import CoarsePath
+    from quantdesk.tools.market.encode import COLUMN_CHUNKS, encode_events
+    from quantdesk.tools.market.pipeline import generate_table  # noqa: F401 - the engine, as the worker loads it
+    from quantdesk.tools.market.window import generate_events, window_inputs
+    from quantdesk.tools.market.worker import cached_params
+
+    params = cached_params(SimulationManifest(duration_seconds=120, seed=1))
+    events = generate_events(params, window_inputs(CoarsePath(params), params, 0, 2))
+    shares: list[float] = []
+    part = encode_events(params, events.books, events.trades, shares.append)
+    assert len(part.chunks) == COLUMN_CHUNKS == len(shares)
+    assert shares == sorted(set(shares)) and shares[-1] == 1.0

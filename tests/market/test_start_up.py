@@ -24,3 +24,14 @@ def test_the_generation_engine_does_not_import_scipy() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'matplotlib', 'dask')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_tools_modules_import_no_engine_and_no_heavy_library() -> None:
+    # `quantdesk tools` and the stdio server import every tools.py: the engines wait for a call that needs them
+    code = ("import sys, quantdesk.tools.market.tools, quantdesk.tools.jobs.tools;"
+            "heavy = ('numpy', 'pyarrow', 'scipy', 'matplotlib', 'dask', 'distributed', 'pandas');"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy"
+            " or m.startswith(('quantdesk.tools.market.pipeline', 'quantdesk.tools.market.executors',"
+            " 'quantdesk.tools.market.coarse', 'quantdesk.tools.market.stylized', 'quantdesk.tools.market.plot'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"

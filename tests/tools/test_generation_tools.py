@@ -124,19 +124,25 @@ def test_deleting_one_entry_removes_its_artifact(server):
     assert not list((server.data_dir / "artifacts").glob(f"{made['cache_key']}*"))
 
 
-async def test_generation_reports_progress_per_window_over_mcp(door, server, open_mcp):
-    seen: list[float] = []
+async def test_a_generation_reports_progress_by_the_percent_not_once_per_window_over_mcp(door, server, open_mcp):
+    seen: list[tuple[float, float | None]] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        seen.append(progress)
+        seen.append((progress, total))
 
-    args = {"config": {"seed": 21, "duration_seconds": 3 * 3600, "trade_rate_per_second": 2.0},
+    # six hours in six one-hour windows of one row group each: once per window would be six notifications
+    args = {"config": {"seed": 21, "duration_seconds": 6 * 3600, "trade_rate_per_second": 2.0},
             "driver": {"workers": 1, "multiprocess": False, "window_seconds": 3600}, "use_cache": False}
     async with open_mcp(door, server) as client:
         result = await client.call_tool("generate_dataset", args, progress_callback=on_progress)
     assert result.is_error is False, result.content
-    assert result.structured_content["windows"] >= 3
-    assert seen == sorted(seen) and len(seen) >= 3
+    assert result.structured_content["windows"] == 6
+    done = [p for p, _ in seen]
+    (total,) = {t for _, t in seen}
+    assert done == sorted(set(done)), "strictly increasing"
+    assert done[-1] == total and len(done) >= 60
+    steps = [b - a for a, b in zip([0.0, *done[:-1]], done, strict=True)]
+    assert max(steps) <= 0.02 * total, "a notification about every 1% of the work"
     assert any(block.type == "resource_link" for block in result.content)
 
 
@@ -275,3 +281,108 @@ def test_a_crashed_worker_is_retried_and_a_failing_window_fails_the_job_cleanly(
     assert response.status_code == 503 and "after 1 retries" in response.json()["detail"]
     artifacts = failing.data_dir / "artifacts"
     assert not list(artifacts.glob("*.parquet")) and not list((artifacts / ".staging").iterdir())
+
+
+# --- integers a client echoes back, schemas, bounded inputs ----------------------------------------
+
+MAX_SAFE = 2**53 - 1
+
+
+def _tools(server) -> dict:
+    return {t["name"]: t for t in httpx.get(f"{server.url}/mcp/tools/list").json()["tools"]}
+
+
+def test_seeds_stay_within_what_javascript_reads_back_exactly(server):
+    tools = _tools(server)
+    config = tools["generate_dataset"]["inputSchema"]["properties"]["config"]
+    assert config["properties"]["seed"]["maximum"] == MAX_SAFE
+    assert tools["validate_config"]["inputSchema"]["properties"]["config"]["properties"]["seed"]["maximum"] == MAX_SAFE
+    assert tools["stream_live"]["inputSchema"]["properties"]["seed"]["anyOf"][0]["maximum"] == MAX_SAFE
+    refused = rest(server, "POST", "/tools/generate_dataset", json={"config": {"seed": MAX_SAFE + 1}})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["config", "seed"]
+    refused = rest(server, "GET", "/stream/live", params={"seed": 2**63 - 1, "max_events": 1})
+    assert refused.status_code == 422
+    largest = rest(server, "POST", "/tools/validate_config", json={"config": {"seed": MAX_SAFE}}).json()
+    assert largest["valid"] is True and largest["normalized"]["seed"] == MAX_SAFE
+
+
+def test_validate_config_advertises_the_manifest_and_answers_rules_between_fields_with_valid_false(server):
+    config = _tools(server)["validate_config"]["inputSchema"]["properties"]["config"]
+    assert config["additionalProperties"] is False
+    assert config["properties"]["volatility_annual"]["exclusiveMinimum"] == 0
+    assert config["properties"]["initial_mid"]["deprecated"] is True, "legacy names are advertised"
+    legacy = rest(server, "POST", "/tools/validate_config", json={"config": {"initial_mid": 100.0, "tick_size": 0.01,
+                                                                            "book_depth": 5}}).json()
+    assert legacy["valid"] is True and legacy["normalized"]["initial_price"] == 100.0
+    crossed = rest(server, "POST", "/tools/validate_config", json={"config": {"initial_price": 1.0, "tick_size": 2.0}})
+    assert crossed.status_code == 200 and crossed.json()["valid"] is False
+    assert any("tick_size" in p["message"] for p in crossed.json()["problems"])
+    out_of_bounds = rest(server, "POST", "/tools/validate_config", json={"config": {"num_levels": 0}})
+    assert out_of_bounds.status_code == 422 and out_of_bounds.json()["detail"][0]["loc"] == ["config", "num_levels"]
+
+
+def _numbers_and_texts(schema: dict, path: str = "$"):
+    """Every property schema in a tool's input (through anyOf, items and nested objects), with its path."""
+    for name, prop in schema.get("properties", {}).items():
+        yield f"{path}.{name}", prop
+        yield from _numbers_and_texts(prop, f"{path}.{name}")
+        for option in prop.get("anyOf", []):
+            yield f"{path}.{name}", option
+            yield from _numbers_and_texts(option, f"{path}.{name}")
+        if isinstance(prop.get("items"), dict):
+            yield f"{path}.{name}[]", prop["items"]
+
+
+def test_the_generation_input_schema_is_compact_and_keeps_every_bound(server):
+    tools = _tools(server)
+    schema = tools["generate_dataset"]["inputSchema"]
+    assert len(json.dumps(schema, separators=(",", ":"))) < 6500, "it was 10.6 KB, the manifest's prose twice over"
+    config = schema["properties"]["config"]["properties"]
+    assert "duration_seconds" in config and "volatility_annual" in config and "spread_bps" not in config
+    mine = ("generate_dataset", "validate_config", "get_presets", "describe_dataset", "plot_dataset", "stream_live",
+            "get_job", "list_jobs", "cancel_job")
+    for tool in mine:
+        for path, prop in _numbers_and_texts(tools[tool]["inputSchema"]):
+            kind = prop.get("type")
+            if kind in ("integer", "number"):
+                assert ("maximum" in prop or "exclusiveMaximum" in prop) and (
+                    "minimum" in prop or "exclusiveMinimum" in prop), (tool, path)
+            if kind == "string" and "enum" not in prop:
+                assert "maxLength" in prop, (tool, path)
+            if kind == "array":
+                assert "maxItems" in prop, (tool, path)
+
+
+def test_huge_strings_are_refused_by_their_bound(server):
+    huge = "B" * 60_000
+    for tool, args, field in (("stream_live", {"symbol": huge, "max_events": 1}, "symbol"),
+                              ("describe_dataset", {"path": "/" + huge}, "path"),
+                              ("get_presets", {"name": huge}, "name"),
+                              ("get_job", {"job_id": huge}, "job_id")):
+        refused = rest(server, "POST", f"/tools/{tool}", json=args)
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == [field], tool
+
+
+@pytest.mark.parametrize("content", [b"ts,price\n1,SECRET-ROW-42\n" * 50, b"PAR1" + b"\x00" * 64 + b"PAR1",
+                                     "truncated"])
+def test_describing_a_file_that_is_not_a_readable_dataset_is_a_clear_error_that_quotes_nothing(server, generated,
+                                                                                               content):
+    target = server.data_dir / "not-a-dataset.parquet"
+    if content == "truncated":
+        artifact = next((server.data_dir / "artifacts").glob("*.parquet")).read_bytes()
+        target.write_bytes(artifact[: len(artifact) // 2])
+    else:
+        target.write_bytes(content)
+    for tool in ("describe_dataset", "plot_dataset"):
+        response = rest(server, "POST", f"/tools/{tool}", json={"path": str(target)})
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["loc"] == ["path"]
+        assert "SECRET" not in response.text
+
+
+def test_paths_outside_the_data_and_import_directories_are_refused(server, tmp_path):
+    outside = tmp_path / "elsewhere.parquet"
+    outside.write_bytes(b"PAR1")
+    response = rest(server, "POST", "/tools/describe_dataset", json={"path": str(outside)})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["path"]
+    assert rest(server, "POST", "/tools/describe_dataset", json={"path": "missing.parquet"}).status_code == 404

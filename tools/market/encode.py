@@ -60,9 +60,8 @@ from quantdesk.tools.market.trades import trade_id_deltas
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 CREATED_BY = f"quantdesk event encoder ({MODEL_VERSION})"
-_SHARE_TRADES, _SHARE_BIDS, _SHARE_ASKS = 0.4, 0.7, 0.9
-"""Shares of a row group's encoding time done after the trade columns, the bids, the asks (measured: 0.22, 0.56,
-0.87 for the default market; 0.61, 0.82, 0.92 for a busy one)."""
+COLUMN_CHUNKS = 26
+"""Leaf columns of EVENT_SCHEMA: the column chunks of every row group."""
 _SHARED_FIELDS = (1, 2, 5, 7)  # version, schema, key/value metadata, column orders
 _DIRECT_SPAN = 1 << 16
 """Values within this span of the smallest one are looked up in a presence table; the rest (a tail) are sorted."""
@@ -187,10 +186,8 @@ def encode_events(params: ModelParams, books: BookSnapshots, trades: TradeRows,
                   on_step: Callable[[float], None] | None = None) -> EncodedRowGroup:
     """One row group of the events, in the order and with the values of `build_table(params, books, trades)`.
 
-    `on_step(share)` hears the share of the row group encoded so far, after the trade columns and after
-    each book side (an estimate of the share of the time, see `_SHARE_TRADES`).
+    `on_step(share)` hears the share of the row group's columns encoded so far, after each column.
     """
-    reached = on_step or (lambda share: None)
     p = params
     n_book, n_trade = books.n_rows, trades.n_rows
     n = n_book + n_trade
@@ -201,7 +198,8 @@ def encode_events(params: ModelParams, books: BookSnapshots, trades: TradeRows,
     book_pos = np.flatnonzero(is_book)
     book_bits, trade_bits = _bitmap(is_book), _bitmap(~is_book)
     book_def, trade_def = bitmap_hybrid(book_bits, n), bitmap_hybrid(trade_bits, n)
-    writer = RowGroupWriter(n, shared_metadata())
+    heard = None if on_step is None else (lambda columns: on_step(columns / COLUMN_CHUNKS))
+    writer = RowGroupWriter(n, shared_metadata(), heard)
 
     def dictionary_column(name: str, words: list[str], index_values: bytes, definition: bytes | None = None,
                           count: int = n) -> None:
@@ -223,10 +221,11 @@ def encode_events(params: ModelParams, books: BookSnapshots, trades: TradeRows,
     capture[trade_pos] = trades.latency_ms
     capture += timestamp
     bounds = (struct.pack("<q", int(timestamp[0])), struct.pack("<q", int(timestamp[-1]))) if n else None
+    present = rle_run(n, 1, 1)  # the columns are nullable in EVENT_SCHEMA; generated events always have both times
     writer.add_column(("timestamp_ms",), Type.INT64, n, Encoding.DELTA_BINARY_PACKED, delta_binary_packed(timestamp),
-                      statistics=bounds)
+                      definition=present, statistics=bounds)
     writer.add_column(("capture_time_ms",), Type.INT64, n, Encoding.DELTA_BINARY_PACKED,
-                      delta_binary_packed(capture))
+                      delta_binary_packed(capture), definition=present)
 
     dictionary_column("side", ["buy", "sell"], b"\x01" + bitmap_hybrid(_bitmap(~trades.buy), n_trade),
                       definition=trade_def)
@@ -247,11 +246,10 @@ def encode_events(params: ModelParams, books: BookSnapshots, trades: TradeRows,
     writer.add_column(("notional_usd",), Type.DOUBLE, n, Encoding.BYTE_STREAM_SPLIT, byte_stream_split(notional),
                       codec=Codec.ZSTD, definition=trade_def)
 
-    reached(_SHARE_TRADES)
     levels = p.num_levels
     repetition, list_definition, entries = _list_levels(is_book, book_pos, levels)
-    for share, side, level_ticks, level_lots in ((_SHARE_BIDS, "bids", books.bid_ticks, books.bid_lots),
-                                                 (_SHARE_ASKS, "asks", books.ask_ticks, books.ask_lots)):
+    for side, level_ticks, level_lots in (("bids", books.bid_ticks, books.bid_lots),
+                                          ("asks", books.ask_ticks, books.ask_lots)):
         ticks, tick_index = dictionary_of(level_ticks.reshape(-1))
         writer.add_column((side, "list", "item", "price"), Type.DOUBLE, entries, Encoding.RLE_DICTIONARY,
                           _dictionary_values(tick_index, ticks.size, byte_aligned=True), codec=Codec.ZSTD,
@@ -264,7 +262,6 @@ def encode_events(params: ModelParams, books: BookSnapshots, trades: TradeRows,
                           definition=list_definition,
                           dictionary=(sizes.size, _plain_doubles(to_decimal(sizes, p.lot_units, p.lot_scale,
                                                                             p.lot_size))))
-        reached(share)
 
     writer.add_column(("is_snapshot",), Type.BOOLEAN, n, Encoding.PLAIN,
                       _bitmap(np.ones(n_book, dtype=np.bool_)).tobytes(), definition=book_def)

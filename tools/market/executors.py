@@ -26,7 +26,6 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from quantdesk.tools.market.pools import WarmPool, give_pool, take_pool
-from quantdesk.tools.market.pools import close_idle_pools as close_idle_pools  # TRANSITIONAL
 from quantdesk.tools.market.worker import WindowProgress, WindowResult, WindowTask, run_window
 
 DASK_ADDRESS_VARIABLE = "QUANTDESK_DASK_ADDRESS"

@@ -20,6 +20,7 @@ whose metadata lacks only its file offsets, so a parent process can place it in 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -391,9 +392,11 @@ class EncodedRowGroup:
 class RowGroupWriter:
     """Collects the column chunks of one row group in schema order."""
 
-    def __init__(self, num_rows: int, shared: bytes) -> None:
+    def __init__(self, num_rows: int, shared: bytes, on_column: Callable[[int], None] | None = None) -> None:
         self.num_rows = num_rows
         self._shared = shared
+        self._on_column = on_column
+        """Hears the number of column chunks added so far, after each one (progress within a row group)."""
         self._pages: list[bytes] = []
         self._chunks: list[ChunkMeta] = []
         self._position = 0
@@ -468,6 +471,8 @@ class RowGroupWriter:
         self._chunks.append(ChunkMeta(head=bytes(head), data_page_offset=data_offset,
                                       dictionary_page_offset=dictionary_offset, tail=bytes(tail),
                                       uncompressed_size=uncompressed, compressed_size=compressed))
+        if self._on_column is not None:
+            self._on_column(len(self._chunks))
 
     def finish(self) -> EncodedRowGroup:
         return EncodedRowGroup(body=tuple(self._pages), num_rows=self.num_rows, chunks=tuple(self._chunks),

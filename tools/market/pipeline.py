@@ -167,7 +167,30 @@ def _spill_prefix(driver: DriverConfig) -> str | None:
     local_pool = driver.backend == "process" and driver.multiprocess and driver.workers > 1
     if not local_pool or not os.access(SPILL_DIRECTORY, os.W_OK):
         return None
-    return str(SPILL_DIRECTORY / f"quantdesk-{uuid.uuid4().hex}-")
+    remove_orphaned_spills()
+    return str(SPILL_DIRECTORY / f"quantdesk-{os.getpid()}-{uuid.uuid4().hex}-")
+
+
+def remove_orphaned_spills() -> int:
+    """Remove what jobs of processes that no longer exist (killed, say) left in tmpfs; returns how many files."""
+    removed = 0
+    for path in glob.glob(glob.escape(str(SPILL_DIRECTORY)) + "/quantdesk-*-*"):
+        pid = Path(path).name.split("-")[1]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        Path(path).unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _remove_spilled(prefix: str | None) -> None:
@@ -185,6 +208,7 @@ class _Job:
         self.manifest, self.driver, self.stitcher = manifest, driver, stitcher
         self.on_window, self.on_progress, self.cancel = on_window, on_progress, cancel or threading.Event()
         self.on_written: Callable[[_Job], None] | None = None
+        """Hears the job after newly written windows: at most every `_CHECKPOINT_SECONDS`, and at the end."""
         self.params = cached_params(manifest)
         self.plan = BlockPlan.for_manifest(manifest)
         self.windows = self.plan.windows(driver.window_seconds)
@@ -195,6 +219,8 @@ class _Job:
         self._progress_fd: int | None = None
         self._buffer = bytearray()
         self.written = start.windows_written if start else 0
+        self._heard_written = self.written
+        self._heard_at = time.monotonic()
         self.resumed_windows = self.written
         self.retries = start.retries if start else 0
         self.rows = dict(start.rows) if start else {"trade": 0, "book": 0}
@@ -286,10 +312,19 @@ class _Job:
                 self._write(flights.pop(next_write))
                 next_write += 1
                 self.written = next_write
-                if self.on_written is not None:
-                    self.on_written(self)
                 if self.on_window is not None:
                     self.on_window(next_write, len(self.windows))
+            self._tell_written()
+
+    def _tell_written(self) -> None:
+        # checked on every pass of the loop, so windows written just before a stall are still heard
+        if self.on_written is None or self.written == self._heard_written:
+            return
+        now = time.monotonic()
+        if self.written < len(self.windows) and now - self._heard_at < _CHECKPOINT_SECONDS:
+            return
+        self._heard_written, self._heard_at = self.written, now
+        self.on_written(self)
 
     def _settle(self, flight: _Flight, executor: WindowExecutor) -> None:
         future = flight.future
@@ -513,14 +548,10 @@ def generate_resumable(manifest: SimulationManifest, driver: DriverConfig, work_
             stitcher = ParquetStitcher(output.write)
         start = checkpoint if resuming else None
         job = _Job(manifest, driver, stitcher, None, on_progress, cancel, start)
-        saved = {"groups": stitcher.row_groups, "groups_bytes": start.groups_bytes if start else 0,
-                 "at": time.monotonic()}
+        saved = {"groups": stitcher.row_groups, "groups_bytes": start.groups_bytes if start else 0}
 
         def record(finished: _Job) -> None:
             if on_checkpoint is None:
-                return
-            last = finished.written == len(finished.windows)
-            if not last and time.monotonic() - saved["at"] < _CHECKPOINT_SECONDS:
                 return
             if saved["groups_bytes"] == 0 and stitcher.shared is not None:
                 saved["groups_bytes"] += _append_record(groups_file, stitcher.shared)
@@ -531,7 +562,6 @@ def generate_resumable(manifest: SimulationManifest, driver: DriverConfig, work_
             # loses the tail, and the prefix check on resume notices it)
             groups_file.flush()
             handle.flush()
-            saved["at"] = time.monotonic()
             on_checkpoint(Checkpoint(
                 windows_written=finished.written, file_bytes=stitcher.position,
                 file_sha256=output.digest.copy().hexdigest(), groups_bytes=int(saved["groups_bytes"]),

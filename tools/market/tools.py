@@ -1,21 +1,34 @@
-"""Market simulation tools: the manifest's schema, validation, presets (and, with the generator, datasets)."""
+"""Market simulation tools: the manifest's schema and validation, presets, generation, description, live stream.
+
+Engine modules (numpy, pyarrow, scipy, matplotlib, worker pools) are imported inside the handlers
+that use them: listing the tools and starting the server stay light.
+"""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
 import anyio.to_thread
-from pydantic import Field
+from pydantic import ConfigDict, Field, WithJsonSchema
 
-from quantdesk.schemas.events import BookEvent, TradeEvent, event_from_row
+from quantdesk.schemas.events import BookEvent, TradeEvent
 from quantdesk.schemas.generation import DriverConfig
-from quantdesk.schemas.manifest import MODEL_VERSION, SimulationManifest, manifest_problems
-from quantdesk.server.errors import Forbidden, InvalidArgument, NotFound, Problem
+from quantdesk.schemas.manifest import (
+    MAX_JSON_SAFE_INTEGER,
+    MODEL_VERSION,
+    SimulationManifest,
+    SimulationManifestFields,
+    compact_schema,
+    lean_schema,
+    manifest_problems,
+)
+from quantdesk.server.errors import Forbidden, InvalidArgument, NotFound, Problem, Unavailable
 from quantdesk.server.registry import (
     CallContext,
     ImageBlock,
@@ -24,31 +37,51 @@ from quantdesk.server.registry import (
     ToolResult,
     ToolSet,
 )
-from quantdesk.tools.caches.service import CacheService
-from quantdesk.tools.caches.store import NAME_PATTERN
-from quantdesk.tools.market.executors import close_idle_pools
-from quantdesk.tools.market.generation_job import run_generation
-from quantdesk.tools.market.params import feasibility_problems
-from quantdesk.tools.market.pipeline import iter_event_tables
-from quantdesk.tools.market.plot import plot_dataset as render_png
+from quantdesk.tools.jobs.kinds import JobContext, JobKind, register_kind
+from quantdesk.tools.jobs.service import JobService, error_of
+from quantdesk.tools.jobs.tools import caller_of, job_url
+from quantdesk.tools.market.pools import WorkerPools
 from quantdesk.tools.market.presets import PRESETS, PRESETS_BY_NAME
-from quantdesk.tools.market.stylized import describe
 
+if TYPE_CHECKING:
+    from quantdesk.tools.caches.service import CacheService
+
+logger = logging.getLogger("quantdesk.market")
 tools = ToolSet("market")
-
-
-class WorkerPools:
-    """Worker pools kept warm between generation jobs; closing the services stops their processes."""
-
-    def close(self) -> None:
-        close_idle_pools()
-
-
 tools.service(WorkerPools, lambda services: WorkerPools())
 Event = Annotated[TradeEvent | BookEvent, Field(discriminator="event_type")]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,95}$"
+"""A cache key (tools/caches/store.py NAME_PATTERN, restated so this module does not import pyarrow's users)."""
 
 
-class NoArguments(ToolInput):
+async def _run_generation_job(job: JobContext) -> dict[str, Any]:
+    from quantdesk.tools.market.generation_job import run_generation
+
+    job.services.get(WorkerPools)  # so that stopping the server stops the pools this job leaves warm
+    return await run_generation(job)
+
+
+# a job interrupted by a server stop continues from its last written window at the next start
+register_kind(JobKind("generate_dataset", run=_run_generation_job, resume=_run_generation_job, id_prefix="qd_gen"))
+
+
+class _Input(ToolInput):
+    model_config = ConfigDict(json_schema_extra=compact_schema)
+
+
+_CONFIG = ("SimulationManifest: get_config_schema describes each field, get_presets gives complete ones; "
+           "legacy Aleatoric names accepted.")
+# nested in a tool's input as types, bounds and defaults: the described schema is get_config_schema's
+ManifestArgument = Annotated[SimulationManifest, WithJsonSchema(lean_schema(SimulationManifest.model_json_schema(),
+                                                                             _CONFIG))]
+ManifestFieldsArgument = Annotated[SimulationManifestFields, WithJsonSchema(
+    lean_schema(SimulationManifestFields.model_json_schema(), _CONFIG))]
+DriverArgument = Annotated[DriverConfig, WithJsonSchema(lean_schema(
+    DriverConfig.model_json_schema(), "How the job runs (workers, window_seconds, max_retries, backoff_seconds, "
+    "backend): speed only, never the bytes."))]
+
+
+class NoArguments(_Input):
     pass
 
 
@@ -57,10 +90,8 @@ class ConfigSchemaOutput(ToolOutput):
     model_version: str
 
 
-class ValidateConfigInput(ToolInput):
-    config: dict[str, Any] = Field(
-        description="A candidate SimulationManifest (see get_config_schema). Legacy Aleatoric names "
-        "(initial_mid, book_depth, volatility, ...) are accepted and canonicalized.")
+class ValidateConfigInput(_Input):
+    config: ManifestFieldsArgument
 
 
 class ProblemOut(ToolOutput):
@@ -78,8 +109,8 @@ class ValidateConfigOutput(ToolOutput):
     model_version: str
 
 
-class PresetsInput(ToolInput):
-    name: str | None = Field(None, description="Return only this preset.")
+class PresetsInput(_Input):
+    name: str | None = Field(None, max_length=64, description="Return only this preset.")
 
 
 class PresetOut(ToolOutput):
@@ -111,16 +142,20 @@ async def validate_config(args: ValidateConfigInput, ctx: CallContext) -> Valida
 
     Returns every problem with its JSON path when the config is invalid; otherwise the normalized
     manifest (defaults filled, legacy names folded) and manifest_hash, which identifies the exact
-    dataset generate_dataset would produce.
+    dataset generate_dataset would produce. Fields out of their bounds are refused as invalid
+    arguments; rules between fields (tick below price, ...) answer valid: false with the problems.
     """
-    problems = manifest_problems(args.config, "$.config")
+    from quantdesk.tools.market.params import feasibility_problems
+
+    fields = args.config.model_dump(mode="json")
+    problems = manifest_problems(fields, "$.config")
     if not problems:
         problems = [("$.config", message) for message in feasibility_problems(SimulationManifest.model_validate(
-            args.config))]
+            fields))]
     if problems:
         return ValidateConfigOutput(valid=False, problems=[ProblemOut(path=p, message=m) for p, m in problems],
                                     normalized=None, manifest_hash=None, model_version=MODEL_VERSION)
-    manifest = SimulationManifest.model_validate(args.config)
+    manifest = SimulationManifest.model_validate(fields)
     return ValidateConfigOutput(valid=True, problems=[], normalized=manifest.canonical(),
                                 manifest_hash=manifest.manifest_hash(), model_version=MODEL_VERSION)
 
@@ -145,41 +180,45 @@ async def get_presets(args: PresetsInput, ctx: CallContext) -> PresetsOutput:
 
 # --- generation -----------------------------------------------------------------------------------
 
-class GenerateDatasetInput(ToolInput):
-    config: SimulationManifest = Field(
-        default_factory=SimulationManifest,
-        description="The SimulationManifest (see get_config_schema and get_presets); legacy names accepted.")
-    duration_seconds: int | None = Field(None, ge=1, le=604_800,
-                                         description="Overrides config.duration_seconds (max 7 days).")
-    driver: DriverConfig = Field(default_factory=DriverConfig,
-                                 description="How to run the job: workers, window size, retries, backend. "
-                                 "Changes speed, never the bytes.")
+class GenerateDatasetInput(_Input):
+    config: ManifestArgument = Field(default_factory=SimulationManifest)
+    duration_seconds: int | None = Field(None, ge=1, le=604_800, description="Overrides config.duration_seconds.")
+    driver: DriverArgument = Field(default_factory=DriverConfig)
     use_cache: bool = Field(True, description="Serve an identical earlier request from the cache.")
+    wait: bool = Field(True, description="true: answer when the file is ready, with progress. false: answer at "
+                       "once with a job_id to poll with get_job; the job then runs on its own, across disconnects "
+                       "and server restarts.")
 
 
 class GenerateDatasetOutput(ToolOutput):
-    status: str = Field(description="`completed` (failures and cancellations are errors, and leave no file).")
+    status: Literal["completed", "queued", "running"] = Field(
+        description="`completed` with every field below; with wait=false, `queued` or `running` and only job_id "
+        "and status_url (failures and cancellations are errors, and leave no file).")
     job_id: str
-    cache_key: str
-    cached: bool = Field(description="True when an identical earlier request was served from the cache.")
-    download_url: str = Field(description="GET it with the same API key; streamed, Range supported.")
-    storage_backend: str
-    row_count: int
-    rows_by_event_type: dict[str, int]
-    content_length_bytes: int
-    file_sha256: str
-    manifest_hash: str
-    model_version: str
-    first_timestamp_ms: int | None
-    last_timestamp_ms: int | None
-    windows: int
-    retries: int
-    elapsed_seconds: float
-    events_per_second: float | None
+    status_url: str | None = Field(None, description="REST: GET for the job's state, DELETE to cancel it.")
+    cache_key: str | None = None
+    cached: bool | None = Field(None, description="True when an identical earlier request was served from the cache.")
+    download_url: str | None = Field(None, description="GET it with the same API key; streamed, Range supported.")
+    storage_backend: str | None = None
+    row_count: int | None = None
+    rows_by_event_type: dict[str, int] | None = None
+    content_length_bytes: int | None = None
+    file_sha256: str | None = None
+    manifest_hash: str | None = None
+    model_version: str | None = None
+    first_timestamp_ms: int | None = None
+    last_timestamp_ms: int | None = None
+    windows: int | None = None
+    retries: int | None = None
+    resumed_windows: int | None = Field(None, description="Windows taken over from before a server restart.")
+    elapsed_seconds: float | None = None
+    events_per_second: float | None = None
     data_source: str = Field("synthetic", description="Always `synthetic`: generated, not recorded.")
 
 
 def _resolve_manifest(args: GenerateDatasetInput) -> SimulationManifest:
+    from quantdesk.tools.market.params import feasibility_problems
+
     manifest = args.config
     if args.duration_seconds is not None:
         manifest = SimulationManifest.model_validate(
@@ -190,6 +229,11 @@ def _resolve_manifest(args: GenerateDatasetInput) -> SimulationManifest:
     return manifest
 
 
+def _completed(service: CacheService, result: dict[str, Any]) -> ToolResult:
+    output = GenerateDatasetOutput.model_validate({**result, "status_url": job_url(result["job_id"])})
+    return ToolResult(output, (service.link(service.store.get(result["cache_key"])),))
+
+
 @tools.tool(scope="generate", title="Generate a synthetic dataset", idempotent=True,
             output_model=GenerateDatasetOutput)
 async def generate_dataset(args: GenerateDatasetInput, ctx: CallContext) -> ToolResult:
@@ -197,33 +241,41 @@ async def generate_dataset(args: GenerateDatasetInput, ctx: CallContext) -> Tool
 
     The model: multi-factor log-stochastic volatility with Student-t returns and jumps, Hawkes trade
     arrivals that rise with volatility, fat-tailed sizes, a hump-shaped book whose spread widens with
-    volatility. Same config and seed give byte-identical files whatever the driver. Reports progress
-    per window; cancelling stops the workers; an identical request is served from the cache. Returns
-    the download URL, row counts, sizes, sha256, manifest_hash and job_id.
+    volatility. Same config and seed give byte-identical files whatever the driver. An identical
+    request is served from the cache. Waiting (the default) reports progress and returns the download
+    URL, row counts, sizes, sha256, manifest_hash and job_id; cancelling the call cancels the job.
+    With wait=false it returns a job_id at once: poll get_job, cancel with cancel_job.
     """
+    from quantdesk.tools.caches.service import CacheService
+    from quantdesk.tools.market.generation_job import job_arguments, result_of
+    from quantdesk.tools.market.pools import prestart_pool
+
     manifest = _resolve_manifest(args)
-    ctx.services.get(WorkerPools)  # so that shutting the server down stops pools kept for the next job
     service = ctx.services.get(CacheService)
-    outcome = await run_generation(service, manifest, args.driver, ctx.report_progress, use_cache=args.use_cache)
-    output = GenerateDatasetOutput(
-        status="completed", job_id=outcome.job_id, cache_key=outcome.entry.cache_key, cached=outcome.cached,
-        download_url=service.download_url(outcome.entry.cache_key), storage_backend=service.store.backend,
-        row_count=outcome.entry.rows, rows_by_event_type=outcome.rows_by_event_type,
-        content_length_bytes=outcome.artifact.bytes, file_sha256=outcome.artifact.sha256,
-        manifest_hash=outcome.manifest_hash, model_version=MODEL_VERSION,
-        first_timestamp_ms=outcome.first_timestamp_ms, last_timestamp_ms=outcome.last_timestamp_ms,
-        windows=outcome.windows, retries=outcome.retries, elapsed_seconds=round(outcome.elapsed_seconds, 3),
-        events_per_second=round(outcome.entry.rows / outcome.elapsed_seconds) if outcome.elapsed_seconds else None)
-    return ToolResult(output, (service.link(outcome.artifact),))
+    if args.use_cache and (entry := service.index.find_dataset(manifest.manifest_hash())) is not None:
+        return _completed(service, result_of(service, entry, cached=True, elapsed_seconds=0.0))
+    driver = args.driver
+    if driver.backend == "process" and driver.multiprocess:
+        prestart_pool(driver.workers)  # its forkserver imports the engine while this process does too
+    jobs = ctx.services.get(JobService)
+    record = jobs.submit("generate_dataset", job_arguments(manifest, driver, args.use_cache),
+                         owner="request" if args.wait else "server", caller=caller_of(ctx))
+    if not args.wait:
+        return ToolResult(GenerateDatasetOutput(status="queued", job_id=record.job_id,
+                                                status_url=job_url(record.job_id)))
+    final = await jobs.wait(record.job_id, ctx.report_progress)
+    if final.status != "completed" or final.result is None:
+        raise error_of(final)
+    return _completed(service, final.result)
 
 
 # --- description ----------------------------------------------------------------------------------
 
-class DatasetInput(ToolInput):
-    cache_key: str | None = Field(None, pattern=NAME_PATTERN,
+class DatasetInput(_Input):
+    cache_key: str | None = Field(None, max_length=96, pattern=NAME_PATTERN,
                                   description="A cache entry (generated or normalized) to describe.")
-    path: str | None = Field(None, description="A Parquet file in the canonical event schema on the server "
-                             "(admin scope; this is what `quantdesk describe FILE` uses).")
+    path: str | None = Field(None, max_length=4096, description="A Parquet file in the canonical event schema in "
+                             "the data directory or an import directory (admin scope; `quantdesk describe FILE`).")
 
 
 class Fact(ToolOutput):
@@ -264,23 +316,39 @@ class PlotOutput(ToolOutput):
     bytes: int
 
 
-def _dataset(args: DatasetInput, ctx: CallContext) -> tuple[str, Path, SimulationManifest | None]:
-    """The file to read, and the manifest that made it when it is a generated dataset."""
+def _dataset(args: DatasetInput, ctx: CallContext) -> tuple[str, Path, SimulationManifest | None, str]:
+    """The file to read, the manifest that made it when it is a generated dataset, and the field that named it."""
     if (args.cache_key is None) == (args.path is None):
         raise InvalidArgument.from_problems([Problem("$", "give exactly one of cache_key or path")])
     if args.path is not None:
         if not ctx.principal.allows("admin"):
             raise Forbidden("reading a server file by path needs the 'admin' scope", missing_scope="admin")
-        path = Path(args.path)
-        if not path.is_file():
-            raise NotFound(f"no file at {args.path}")
-        return args.path, path, None
+        return args.path, ctx.services.paths.readable(args.path, "$.path"), None, "$.path"
+    from quantdesk.tools.caches.service import CacheService
+
     service = ctx.services.get(CacheService)
     entry = service.index.get(str(args.cache_key))
     manifest = None
     if entry.kind == "dataset":
         manifest = SimulationManifest.model_validate(service.store.read_manifest(entry.cache_key)["config"])
-    return entry.cache_key, service.store.get(entry.cache_key).path, manifest
+    return entry.cache_key, service.store.get(entry.cache_key).path, manifest, "$.cache_key"
+
+
+async def _read_dataset(field: str, work: Any) -> Any:
+    """Run a reader of a Parquet file in a thread; a file that is not one (or is damaged) is a clear error.
+
+    The reader's own message is never passed on: it can quote the bytes of whatever file it was given.
+    """
+    import pyarrow as pa
+
+    try:
+        return await anyio.to_thread.run_sync(work)
+    except (pa.ArrowException, OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        logger.info("unreadable dataset", extra={"field": field, "error": type(exc).__name__})
+        message = "is not a readable Parquet file in the canonical event schema (damaged, truncated or another format)"
+        if field == "$.path":
+            raise InvalidArgument.from_problems([Problem(field, message)]) from None
+        raise Unavailable(f"the cached artifact {message}; delete it and generate it again") from None
 
 
 @tools.tool(scope="read", title="Describe a dataset's stylized facts", read_only=True, idempotent=True)
@@ -291,17 +359,21 @@ async def describe_dataset(args: DatasetInput, ctx: CallContext) -> DescribeOutp
     1 h and 1 d, Hill tail index, ACF of returns and absolute returns, Ljung-Box tests, volume/volatility
     correlation, realized versus configured volatility, spread and depth statistics, trade clustering.
     """
-    source, path, manifest = _dataset(args, ctx)
-    result = await anyio.to_thread.run_sync(lambda: describe(path, manifest))
+    from quantdesk.tools.market.stylized import describe
+
+    source, path, manifest, field = _dataset(args, ctx)
+    result = await _read_dataset(field, lambda: describe(path, manifest))
     return DescribeOutput.model_validate({"source": source, **result})
 
 
 @tools.tool(scope="read", title="Chart a dataset", read_only=True, idempotent=True, output_model=PlotOutput)
 async def plot_dataset(args: PlotInput, ctx: CallContext) -> ToolResult:
     """Draw a PNG chart of a dataset: price, volume per bar and mean spread over time, returned as an image."""
-    source, path, _ = _dataset(args, ctx)
-    png = await anyio.to_thread.run_sync(lambda: render_png(path, title=source, width_px=args.width_px,
-                                                            height_px=args.height_px))
+    from quantdesk.tools.market.plot import plot_dataset as render_png
+
+    source, path, _, field = _dataset(args, ctx)
+    png = await _read_dataset(field, lambda: render_png(path, title=source, width_px=args.width_px,
+                                                        height_px=args.height_px))
     output = PlotOutput(source=source, mime_type="image/png", width_px=args.width_px, height_px=args.height_px,
                         bytes=len(png))
     return ToolResult(output, (ImageBlock(png, "image/png"),))
@@ -309,14 +381,15 @@ async def plot_dataset(args: PlotInput, ctx: CallContext) -> ToolResult:
 
 # --- live stream ----------------------------------------------------------------------------------
 
-class LiveInput(ToolInput):
+class LiveInput(_Input):
     symbol: str = Field("BTC", min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._:/-]+$",
                         description="Symbol written into every event (for example BTCUSDT).")
-    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Same seed, same stream (fresh when omitted).")
-    preset: str = Field("default", description="A preset from get_presets whose market to stream.")
+    seed: int | None = Field(None, ge=0, le=MAX_JSON_SAFE_INTEGER,
+                             description="Same seed, same stream (fresh when omitted); below 2^53, JSON-safe.")
+    preset: str = Field("default", max_length=64, description="A preset from get_presets whose market to stream.")
     speed: float = Field(1.0, ge=0, le=10_000, description="1 = real time, 10 = ten times faster, 0 = no pacing.")
-    max_events: int | None = Field(None, ge=1, description="Stop after this many events (default: never on SSE; "
-                                   "at most 10,000 over MCP).")
+    max_events: int | None = Field(None, ge=1, le=10**12, description="Stop after this many events (default: "
+                                   "never on SSE; at most 10,000 over MCP).")
 
 
 @tools.stream(scope="stream", event_model=Event, title="Live synthetic market stream")
@@ -329,7 +402,11 @@ async def stream_live(args: LiveInput, ctx: CallContext) -> AsyncIterator[TradeE
     """
     if args.preset not in PRESETS_BY_NAME:
         raise NotFound(f"no preset named {args.preset!r}; known: {', '.join(PRESETS_BY_NAME)}")
-    seed = args.seed if args.seed is not None else secrets.randbits(63)
+    from quantdesk.schemas.events import event_from_row
+    from quantdesk.tools.market.pipeline import iter_event_tables
+
+    # the manifest takes seeds below 2^53 (JSON-safe), so a drawn one is drawn there too
+    seed = args.seed if args.seed is not None else secrets.randbits(53)
     manifest = SimulationManifest.model_validate({**PRESETS_BY_NAME[args.preset].manifest().canonical(),
                                                   "symbol": args.symbol, "seed": seed})
     offset_ms = int(time.time() * 1000) - manifest.start_time_ms
