@@ -289,14 +289,21 @@ class DeskEngine:
     def feed(self) -> MarketFeed:
         return self.processor().feed
 
-    def sync(self) -> None:
-        """Bring the market up to the clock (real clock; a simulated clock moves only by `advance`)."""
+    def sync(self, max_step_ms: int | None = None) -> None:
+        """Bring the market up to the clock (real clock; a simulated clock moves only by `advance`).
+
+        A caller (an order) catches up completely, so it acts at the present; the runner passes
+        `max_step_ms` so that a long catch-up after a restart releases the lock between steps.
+        """
         with self.lock:
             processor = self.processor()
-            if self.clock.mode == "real":
-                target = self.clock.now_ms()
-                if target > self.now_ms:
-                    processor.advance(min(target, self.now_ms + MAX_ADVANCE_MS))
+            if self.clock.mode != "real":
+                return
+            target = self.clock.now_ms()
+            while target > self.now_ms:
+                processor.advance(min(target, self.now_ms + (max_step_ms or MAX_ADVANCE_MS)))
+                if max_step_ms is not None:
+                    return
 
     def advance(self, until_ms: int) -> AdvanceReport:
         if self.clock.mode != "simulated":

@@ -30,6 +30,8 @@ from quantdesk.tools.desk.ledger import Ledger
 
 logger = logging.getLogger("quantdesk.desk")
 PathResolver = Callable[[str], Path]
+RUNNER_STEP_MS = 3_600_000
+"""The runner catches up at most an hour of market per lock hold (after a restart, say)."""
 
 
 class DeskService:
@@ -114,7 +116,7 @@ class DeskService:
         interval = self.config.runner_interval_seconds
         while not self._stop.wait(interval):
             try:
-                self.engine.sync()
+                self.engine.sync(max_step_ms=RUNNER_STEP_MS)
             except Exception:  # the runner must survive a bad step; the step itself rolled back
                 self.runner_errors += 1
                 logger.exception("desk runner step failed")
