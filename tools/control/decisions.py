@@ -8,11 +8,11 @@ or a strategy), with the votes behind it as a list, the verdict and the reason c
 from __future__ import annotations
 
 import json
-
-import orjson
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from quantdesk.tools.control.store import ControlSql
 

@@ -298,6 +298,7 @@ class ControlPlane:
         if interrupt:
             engine.request_interrupt()
         with engine.lock:
+            engine.clear_interrupt()
             view = self.view()
             previous = view.state
             already = previous == "killed"

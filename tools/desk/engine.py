@@ -301,8 +301,8 @@ class DeskEngine:
                 return
             target = self.clock.now_ms()
             while target > self.now_ms:
-                processor.advance(min(target, self.now_ms + (max_step_ms or MAX_ADVANCE_MS)))
-                if max_step_ms is not None:
+                report = processor.advance(min(target, self.now_ms + (max_step_ms or MAX_ADVANCE_MS)))
+                if max_step_ms is not None or report.interrupted:
                     return
 
     def advance(self, until_ms: int) -> AdvanceReport:
@@ -325,6 +325,10 @@ class DeskEngine:
     def request_interrupt(self) -> None:
         """Ask a running advance to stop at its next step (the kill switch must not wait for a long advance)."""
         self._interrupt.set()
+
+    def clear_interrupt(self) -> None:
+        """The kill that asked has the lock now: later advances run normally."""
+        self._interrupt.clear()
 
     @property
     def interrupted(self) -> bool:
