@@ -65,6 +65,7 @@ from quantdesk.tools.desk.model import (
     side_sign,
 )
 from quantdesk.tools.desk.resting import RestingOrders, pop, top
+from quantdesk.tools.desk.validation import check_shape, grid_problems
 
 if TYPE_CHECKING:
     from quantdesk.tools.bus.bus import BusEvent
@@ -524,14 +525,14 @@ class DeskEngine:
                                                                  until_ms=None, liquidity=None, limit=1000)[::-1],
                                    replayed=True)
             instrument = self.instruments.get(request.symbol)
-            _check_shape(request, instrument)
+            check_shape(request, instrument)
             if request.order_type in ("market", "stop_market") and request.time_in_force == "GTC":
                 # what a market order does not fill at once it never will: it is immediate-or-cancel
                 request = OrderRequest(**{**_fields(request), "time_in_force": "IOC"})
             self.metrics.orders_submitted += 1
             market = self.market(instrument)
             request, notes = self._clamp_reduce_only(request, instrument)
-            grid = _grid_problems(request, instrument, market)
+            grid = grid_problems(request, instrument, market)
             if grid:
                 with self._step() as conn:
                     self.gate.record(conn, None, request, context, self.now_ms,
@@ -1092,46 +1093,3 @@ def _fields(request: OrderRequest) -> dict[str, Any]:
 def _day_key(t_ms: int) -> int:
     day = datetime.fromtimestamp(t_ms / 1000, tz=UTC).date()
     return day.year * 10_000 + day.month * 100 + day.day
-
-
-def _check_shape(request: OrderRequest, instrument: Instrument) -> None:
-    """Fields that must or must not be there for the order type; problems name the field."""
-    problems = []
-    t = request.order_type
-    if t in ("limit", "stop_limit") and request.price is None:
-        problems.append(Problem("$.price", f"is required for a {t} order"))
-    if t in ("market", "stop_market") and request.price is not None:
-        problems.append(Problem("$.price", f"must be omitted for a {t} order (it trades at the market)"))
-    if t in ("stop_market", "stop_limit") and request.stop_price is None:
-        problems.append(Problem("$.stop_price", f"is required for a {t} order"))
-    if t in ("market", "limit") and request.stop_price is not None:
-        problems.append(Problem("$.stop_price", f"applies to stop orders only, not to a {t} order"))
-    if request.post_only and t not in ("limit", "stop_limit"):
-        problems.append(Problem("$.post_only", "applies to limit orders only"))
-    if request.post_only and request.time_in_force != "GTC":
-        problems.append(Problem("$.post_only", "needs time_in_force GTC (a post-only order rests or is refused)"))
-    if request.reduce_only and not instrument.is_perpetual:
-        problems.append(Problem("$.reduce_only", f"{instrument.symbol} is spot: reduce_only applies to perpetuals"))
-    if problems:
-        raise InvalidArgument.from_problems(problems)
-
-
-def _grid_problems(request: OrderRequest, instrument: Instrument, market: MarketState) -> list[tuple[str, str, str]]:
-    """Tick, lot and minimum-notional problems: (field path, reason code, message)."""
-    out = []
-    for name, value in (("price", request.price), ("stop_price", request.stop_price)):
-        if value is not None and not instrument.price_on_tick(value):
-            out.append((f"$.{name}", "PRICE_NOT_ON_TICK",
-                        f"{value!r} is not a multiple of the tick size {instrument.tick_size:g}"))
-    if not instrument.quantity_on_lot(request.quantity):
-        out.append(("$.quantity", "QUANTITY_NOT_ON_LOT",
-                    f"{request.quantity!r} is not a multiple of the lot size {instrument.lot_size:g}"))
-    elif request.quantity < instrument.lot_size - 1e-15:
-        out.append(("$.quantity", "QUANTITY_NOT_ON_LOT", f"is below the lot size {instrument.lot_size:g}"))
-    if not request.reduce_only:
-        price = request.price or request.stop_price or market.reference_mark()
-        if price is not None and request.quantity * price < instrument.min_notional_usd - 1e-9:
-            out.append(("$.quantity", "NOTIONAL_BELOW_MINIMUM",
-                        f"notional {request.quantity * price:.4f} USD is below the minimum "
-                        f"{instrument.min_notional_usd:g} for {instrument.symbol}"))
-    return out
