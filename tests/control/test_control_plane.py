@@ -110,7 +110,7 @@ def test_deleverage_sells_a_share_of_the_live_position_even_when_killed(desks, f
     desk = desks.open(replay=flat_market)
     engine, control = desk.engine, desk.control
     engine.place_order(OrderRequest(PERP, "buy", "market", 0.3))
-    half = control.deleverage(PERP, 0.5, "tester")
+    half = control.deleverage("BTCUSDT", 0.5, "tester")  # the venue symbol names the perpetual
     assert (half["action"], half["side"], half["quantity"]) == ("deleveraged", "sell", 0.15)
     assert half["order"]["reduce_only"] is True and half["position_size_after"] == pytest.approx(0.15)
     control.kill("stop", flatten=False, actor="tester")
@@ -132,6 +132,10 @@ def test_cancel_all_gives_one_result_per_order_and_nothing_the_second_time(desks
     first = control.cancel_all(None, "tester")
     assert [c["order_id"] for c in first["cancelled"]] == ids and first["count"] == 3
     assert control.cancel_all(None, "tester")["cancelled"] == []
+    venue = engine.place_order(OrderRequest(PERP, "buy", "limit", 0.01, price=94000.0)).order
+    by_venue = control.cancel_all(["BTCUSDT"], "tester")
+    assert [c["order_id"] for c in by_venue["cancelled"]] == [venue.order_id]
+    assert by_venue["symbols"] == [SPOT, PERP]
     with pytest.raises(InvalidArgument) as caught:
         control.cancel_all(["BTC-USDT-PERP", "DOGE-USDT"], "tester")
     assert caught.value.problems[0].path == "$.symbols[1]"

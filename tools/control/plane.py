@@ -367,12 +367,16 @@ class ControlPlane:
                     "paused_at": iso(now), "message": "the latch is cleared; the desk is paused: resume to trade"}
 
     def cancel_all(self, symbols: list[str] | None, actor: str) -> dict[str, Any]:
+        """Symbols are canonical (BTC-USDT-PERP) or venue symbols (BTCUSDT: its spot and its perpetual)."""
         engine = self._engine()
         if symbols is not None:
+            table = engine.instruments
             problems = [Problem(f"$.symbols[{i}]", f"unknown symbol {s!r}") for i, s in enumerate(symbols)
-                        if s not in engine.instruments.by_symbol]
+                        if s not in table.by_symbol and not any(x.venue_symbol == s for x in table.instruments)]
             if problems:
                 raise InvalidArgument.from_problems(problems)
+            symbols = list(dict.fromkeys(x.symbol for x in table.instruments
+                                         if x.symbol in symbols or x.venue_symbol in symbols))
         with engine.lock:
             results = engine.cancel_all(symbols, Reason("CANCEL_ALL", "cancelled by cancel-all"))
             with self.sql.transaction() as conn:
@@ -384,8 +388,11 @@ class ControlPlane:
                     "cancel_instructions": self.cancel_instructions(symbols)}
 
     def deleverage(self, symbol: str, reduce_pct: float, actor: str) -> dict[str, Any]:
+        """`symbol` is canonical (BTC-USDT-PERP) or a venue symbol (BTCUSDT: its perpetual)."""
         engine = self._engine()
-        instrument = engine.instruments.get(symbol)
+        venue_perp = next((i for i in engine.instruments.perpetuals() if i.venue_symbol == symbol), None)
+        instrument = venue_perp or engine.instruments.get(symbol)
+        symbol = instrument.symbol
         if not instrument.is_perpetual:
             raise InvalidArgument.from_problems([Problem("$.symbol", f"{symbol} is spot: deleverage reduces "
                                                                      "perpetual positions")])

@@ -171,7 +171,8 @@ async def reset_kill_switch(args: ResetInput, ctx: CallContext) -> ResetOutput:
 
 
 class CancelAllInput(ToolInput):
-    symbols: list[Symbol] | None = Field(None, max_length=32, description="Only these symbols (null: all).")
+    symbols: list[Symbol] | None = Field(None, max_length=32, description="Only these symbols (null: all): "
+                                         "canonical (BTC-USDT-PERP) or venue symbols (BTCUSDT = spot and perpetual).")
 
 
 class CancelAllOutput(ToolOutput):
@@ -190,7 +191,8 @@ async def cancel_all_orders(args: CancelAllInput, ctx: CallContext) -> CancelAll
 
 
 class DeleverageInput(ToolInput):
-    symbol: Symbol
+    symbol: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._:/-]+$",
+                        description="The perpetual: canonical (BTC-USDT-PERP) or its venue symbol (BTCUSDT).")
     reduce_pct: float = Field(1.0, gt=0, le=1, allow_inf_nan=False,
                               description="Share of the live position to close, 0 < reduce_pct <= 1.")
 
