@@ -70,6 +70,26 @@ class McpExtension(Protocol):
     def install(self, server: Server[Any]) -> None: ...
 
 
+def _without_descriptions(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_descriptions(v) for k, v in node.items() if not (k == "description" and isinstance(v, str))}
+    if isinstance(node, list):
+        return [_without_descriptions(v) for v in node]
+    return node
+
+
+def wire_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The output schema as tools/list carries it: nested models (`$defs`) without their descriptions.
+
+    Every model reads tools/list in full on every conversation; the top-level fields keep their
+    descriptions, nested fields carry their units in their names, and the full schemas stay in
+    `GET /mcp/tools/list`, `get_manifest` and OpenAPI.
+    """
+    if "$defs" not in schema:
+        return schema
+    return {**schema, "$defs": _without_descriptions(schema["$defs"])}
+
+
 def tool_definition(entry: ToolEntry) -> types.Tool:
     a = entry.annotations
     return types.Tool(
@@ -77,7 +97,7 @@ def tool_definition(entry: ToolEntry) -> types.Tool:
         title=a.title,
         description=entry.description,
         input_schema=entry.input_schema,
-        output_schema=entry.output_schema,
+        output_schema=wire_output_schema(entry.output_schema),
         annotations=types.ToolAnnotations(
             title=a.title,
             read_only_hint=a.read_only,
