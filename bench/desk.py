@@ -9,7 +9,7 @@ Cases (each on a fresh desk: control plane, engine, SQLite ledger, event bus; be
   kill     the kill switch with 1,000 open orders: from the call to the last cancel committed (and fsynced).
 Every order goes through the risk checks, the decision log and one SQLite transaction per step (an order with
 its immediate fills, or a trade print with the resting fills it causes). `disk` is a WAL SQLite file in a
-temporary folder beside the repository; `memory` is an in-memory SQLite database (the engine's own cost).
+temporary folder (on disk, not tmpfs); `memory` is an in-memory SQLite database (the engine's own cost).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.cpu >= 0 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
-    root = Path(tempfile.mkdtemp(prefix="bench-desk-", dir=Path(__file__).resolve().parent.parent))
+    root = Path(tempfile.mkdtemp(prefix="bench-desk-"))
     print(f"load average before: {os.getloadavg()[0]:.2f}; ledger folder {root}")
     open_desk(root / "warm", "memory")  # imports and the generator's first windows, outside the timings
     rows = []
