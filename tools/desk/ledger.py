@@ -153,7 +153,7 @@ class Ledger:
 
     @staticmethod
     def put_orders(conn: sqlite3.Connection, orders: list[Order]) -> None:
-        conn.executemany(_UPSERT_ORDER, [order_row(o) for o in orders])
+        _many(conn, _UPSERT_ORDER, [order_row(o) for o in orders])
 
     @staticmethod
     def put_fill(conn: sqlite3.Connection, fill: Fill) -> None:
@@ -166,15 +166,15 @@ class Ledger:
     def put_entries(conn: sqlite3.Connection, entries: list[tuple[Any, ...]]) -> None:
         """Balance changes: (journal_seq, timestamp_ms, kind, asset, amount, balance_after, symbol, ref_id);
         the stored balance of each asset becomes its last balance_after."""
-        conn.executemany("INSERT INTO desk_ledger (journal_seq, timestamp_ms, kind, asset, amount, balance_after, "
-                         "symbol, ref_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", entries)
+        _many(conn, "INSERT INTO desk_ledger (journal_seq, timestamp_ms, kind, asset, amount, balance_after, "
+                    "symbol, ref_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", entries)
         last = {e[3]: e[5] for e in entries}
-        conn.executemany("INSERT INTO desk_balances (asset, total) VALUES (?, ?) ON CONFLICT (asset) DO UPDATE SET "
-                         "total = excluded.total", list(last.items()))
+        _many(conn, "INSERT INTO desk_balances (asset, total) VALUES (?, ?) ON CONFLICT (asset) DO UPDATE SET "
+                    "total = excluded.total", list(last.items()))
 
     @staticmethod
     def put_positions(conn: sqlite3.Connection, positions: list[Position]) -> None:
-        conn.executemany(_UPSERT_POSITION, [(p.symbol, p.size, p.entry_price, p.margin_mode, p.leverage,
+        _many(conn, _UPSERT_POSITION, [(p.symbol, p.size, p.entry_price, p.margin_mode, p.leverage,
                                              p.isolated_margin_usd, p.realized_pnl_usd, p.fees_usd, p.funding_usd,
                                              p.opened_ms, p.updated_ms) for p in positions])
 
@@ -280,6 +280,14 @@ class Ledger:
         fees = self.state.query("SELECT COALESCE(SUM(fee_usd), 0) FROM desk_fills")[0][0]
         funding = self.state.query("SELECT COALESCE(SUM(payment_usd), 0) FROM desk_funding")[0][0]
         return float(fees), float(funding)
+
+
+def _many(conn: sqlite3.Connection, sql: str, rows: list[Any]) -> None:
+    """executemany, or execute for the usual single row (half the call overhead)."""
+    if len(rows) == 1:
+        conn.execute(sql, rows[0])
+    else:
+        conn.executemany(sql, rows)
 
 
 def _funding_from_row(r: sqlite3.Row) -> FundingPayment:
