@@ -175,8 +175,8 @@ class Ledger:
     @staticmethod
     def put_positions(conn: sqlite3.Connection, positions: list[Position]) -> None:
         _many(conn, _UPSERT_POSITION, [(p.symbol, p.size, p.entry_price, p.margin_mode, p.leverage,
-                                             p.isolated_margin_usd, p.realized_pnl_usd, p.fees_usd, p.funding_usd,
-                                             p.opened_ms, p.updated_ms) for p in positions])
+                                        p.isolated_margin_usd, p.realized_pnl_usd, p.fees_usd, p.funding_usd,
+                                        p.opened_ms, p.updated_ms) for p in positions])
 
     @staticmethod
     def put_funding(conn: sqlite3.Connection, f: FundingPayment) -> None:
