@@ -7,8 +7,8 @@ that lived under them and binds the working directory at /tmp/ws, (5) forks PID 
 namespace, which mounts a fresh /proc (the server's processes are not in it) and forks the strategy
 process; that one sets the rlimits, drops to the unprivileged uid/gid with no supplementary groups
 and no_new_privs, and execs `python -I -B child.py` with a fixed minimal environment. The launcher
-waits and exits with the child's status. Not root: the same through a user namespace when the kernel allows it, else rlimits
-only. `--probe` reports which steps work, as JSON on stdout.
+waits and exits with the child's status. Not root: the same through a user namespace when the
+kernel allows it, else rlimits only. `--probe` reports which steps work, as JSON on stdout.
 """
 
 from __future__ import annotations
