@@ -89,7 +89,7 @@ class CreateAgentOutput(ToolOutput):
     status: str = Field(description="`starting`; follow it with get_agent or list_agents.")
 
 
-@tools.tool(scope="agents", title="Create a research agent")
+@tools.tool(scope="agents", title="Create a research agent", open_world=True)
 async def create_agent(args: CreateAgentInput, ctx: CallContext) -> CreateAgentOutput:
     """Start a research agent on a challenge: it iterates in the background (propose a strategy, run it in a
     sandbox on the development data, score it walk-forward) until it signals done after min_iterations or reaches
@@ -270,7 +270,7 @@ class AskOutput(ToolOutput):
     answer: str | None = None
 
 
-@tools.tool(scope="agents", title="Ask about an agent")
+@tools.tool(scope="agents", title="Ask about an agent", open_world=True)
 async def ask_agent(args: AskInput, ctx: CallContext) -> AskOutput:
     """Ask the agent's researcher a question about its progress (built-in: a factual summary of best iteration,
     trend and strongest computed features; anthropic: Claude answers from the agent's records). Development
@@ -519,7 +519,7 @@ async def get_data_cache(args: NoArguments, ctx: CallContext) -> DataCacheOutput
     return DataCacheOutput(entries={str(k): v for k, v in entries.items()}, data_source=service.cache.source.name)
 
 
-@tools.tool(scope="agents", title="Prefetch market data", idempotent=True)
+@tools.tool(scope="agents", title="Prefetch market data", idempotent=True, open_world=True)
 async def prefetch_data(args: PrefetchInput, ctx: CallContext) -> PrefetchOutput:
     """Build the cache of 1-minute bars (and funding) for every challenge asset over days_back days in the
     background; follow it with get_data_cache_status. Conflict while another prefetch runs."""

@@ -412,6 +412,8 @@ class AgentService:
                                                     descriptions=descriptions, seed=int(row.config["seed"]) + iteration,
                                                     wall_seconds=self.settings.evaluation_timeout_seconds,
                                                     owner=agent_id)
+            if self._closing.is_set():
+                return None  # the server is shutting down: the iteration is redone after the restart
             if self.store.get(agent_id).stop_requested:
                 self._log(agent_id, f"[iter {iteration}] stopped during the iteration; not recorded")
                 return None
