@@ -6,9 +6,14 @@
   A job hands its worker pool to the next one (executors.IDLE_POOL_SECONDS), so the 2-worker runs after
   the first start on warm processes; the busy mix is also timed with a fresh pool for every run;
 - bytes per trade row and per book row, attributing each column chunk of the file to the rows that use it;
-- peak RSS (max resident set) of a 1 h and a 24 h job, each measured in a fresh subprocess.
+- peak RSS (max resident set) of a 1 h and a 24 h job, each measured in a fresh subprocess;
+- whole process: `quantdesk call generate_dataset` of a one-day default dataset, from spawn to exit in a
+  fresh data directory (imports, the store, the job, a worker pool started from nothing, the file published),
+  with the default driver and with one in-process worker, beside `quantdesk call get_health` (the price of
+  starting a process at all); runs alternate so passing load hits each alike.
 
-Run: .venv/bin/python bench/generation.py [--hours 6] [--repeats 3]
+Run: .venv/bin/python bench/generation.py [--hours 6] [--repeats 3] [--whole-process-runs 5]
+     .venv/bin/python bench/generation.py --only-whole-process
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,8 +33,8 @@ import pyarrow.parquet as pq
 from quantdesk.schemas.generation import DriverConfig
 from quantdesk.schemas.manifest import SimulationManifest
 from quantdesk.tools.market.blocks import BLOCK_SECONDS, BlockPlan
-from quantdesk.tools.market.executors import close_idle_pools
 from quantdesk.tools.market.pipeline import GenerationReport, generate_to_parquet
+from quantdesk.tools.market.pools import close_idle_pools
 
 MIXES = {
     "busy": {"trade_rate_per_second": 200.0},
@@ -157,11 +163,62 @@ def _rss(seconds: int, workers: int) -> dict[str, int]:
     return figures
 
 
+QUANTDESK = str(Path(sys.executable).parent / "quantdesk")
+ONE_DAY = {"config": {}, "duration_seconds": 86_400}
+
+
+def _whole_process(runs: int) -> list[tuple[str, str]]:
+    """Spawn-to-exit seconds of one-day generations and of get_health, each in a fresh data directory."""
+    commands = {
+        "generate_dataset, default driver (2 workers)": ["call", "generate_dataset", "--args", json.dumps(ONE_DAY)],
+        "generate_dataset, 1 worker in-process": [
+            "call", "generate_dataset", "--args", json.dumps({**ONE_DAY, "driver": {"workers": 1}})],
+        "get_health": ["call", "get_health"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    rows = 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUANTDESK_")}
+    for _ in range(runs):
+        for name, command in commands.items():
+            with tempfile.TemporaryDirectory() as data_dir:
+                start = time.perf_counter()
+                done = subprocess.run([QUANTDESK, "--data-dir", data_dir, *command], capture_output=True, text=True,
+                                      env=env, check=True)
+                times[name].append(time.perf_counter() - start)
+                if name.startswith("generate_dataset"):
+                    rows = json.loads(done.stdout)["row_count"]
+    out: list[tuple[str, str]] = []
+    best = {name: min(values) for name, values in times.items()}
+    for name, values in times.items():
+        rate = f", {rows / best[name] / 1e6:.2f} M events/s" if name.startswith("generate_dataset") else ""
+        out.append((f"whole process: {name}", f"best {best[name]:.2f} s, median {statistics.median(values):.2f} s"
+                                              f" of {len(values)}{rate}"))
+    two, one, health = best["generate_dataset, default driver (2 workers)"], \
+        best["generate_dataset, 1 worker in-process"], best["get_health"]
+    out.append(("whole process: default driver / 1 worker (time)", f"{two / one:.2f}x"))
+    out.append(("whole process: one-day generation / get_health (time)", f"{two / health:.2f}x "
+                                                                        f"({rows:,} events)"))
+    return out
+
+
+def _print(rows_out: list[tuple[str, str]]) -> None:
+    rows_out.append(("load average (1, 5, 15 min) at the end", ", ".join(f"{v:.2f}" for v in os.getloadavg())))
+    width = max(len(name) for name, _ in rows_out)
+    print(f"{'measure':<{width}}  value")
+    for name, value in rows_out:
+        print(f"{name:<{width}}  {value}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=6.0, help="simulated hours of the busy mix")
     parser.add_argument("--repeats", type=int, default=3, help="runs per configuration (best is kept)")
+    parser.add_argument("--whole-process-runs", type=int, default=5, help="runs of each whole-process command")
+    parser.add_argument("--only-whole-process", action="store_true", help="measure the whole-process figures only")
     args = parser.parse_args()
+    if args.only_whole_process:
+        _print(_whole_process(args.whole_process_runs))
+        return
     rows_out: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as directory:
         out = Path(directory) / "bench.parquet"
@@ -196,11 +253,8 @@ def main() -> None:
             rows_out.append(("default: peak RSS 1 h vs 24 h, 2 workers: all processes (sampled)",
                              f"{hour['total_kib'] / 1024:.0f} vs {day['total_kib'] / 1024:.0f} MiB "
                              f"({day['total_kib'] / hour['total_kib']:.2f}x)"))
-    rows_out.append(("load average (1, 5, 15 min) at the end", ", ".join(f"{v:.2f}" for v in os.getloadavg())))
-    width = max(len(name) for name, _ in rows_out)
-    print(f"{'measure':<{width}}  value")
-    for name, value in rows_out:
-        print(f"{name:<{width}}  {value}")
+    rows_out += _whole_process(args.whole_process_runs)
+    _print(rows_out)
 
 
 if __name__ == "__main__":

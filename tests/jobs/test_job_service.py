@@ -206,3 +206,27 @@ async def test_jobs_beyond_a_kinds_limit_wait_queued_and_a_queued_job_can_be_can
     assert settled(service, running.job_id).status == "completed"
     again = await service.cancel(running.job_id, "too late")
     assert again.status == "completed", "a finished job is left as it is"
+
+
+def test_a_job_whose_runner_still_runs_is_left_to_it_and_one_whose_runner_died_is_taken_over(
+        make_service: Callable[..., JobService], state: StateStore) -> None:
+    import subprocess
+    import sys
+
+    from quantdesk.tools.jobs.store import process_token
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        store = JobStore(state)
+        theirs = store.add("qd_live", "count", "server", "k1", {}, runner=process_token(sleeper.pid))
+        orphan = store.add("qd_dead", "count", "request", "k1", {}, runner=f"{dead}:1")
+        for record in (theirs, orphan):
+            store.mark_running(record.job_id, resumed=False)
+        service = make_service(counting_kind(Gate(at=-1)))
+        assert service.get("qd_live").status == "running", "another live process's job is not touched"
+        assert service.get("qd_dead").status == "failed"
+    finally:
+        sleeper.kill()
+        sleeper.wait()

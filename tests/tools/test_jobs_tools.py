@@ -166,3 +166,22 @@ async def test_over_mcp_wait_false_gives_a_job_and_get_job_follows_it(server: An
         assert job["status"] == "completed" and job["result"]["row_count"] > 0
         missing = await client.call_tool("get_job", {"job_id": "qd_gen_0000000000000000"})
         assert missing.is_error is True
+
+
+def test_a_rest_client_that_hangs_up_on_a_waiting_call_cancels_its_job(server: Any) -> None:
+    args = {"config": {**SIX_HOURS, "seed": 67, "duration_seconds": 6 * 86_400},
+            "driver": {"workers": 1, "window_seconds": 3600}}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.url}/tools/generate_dataset", json=args, headers=server.headers(),
+                   timeout=httpx.Timeout(30.0, read=2.0))
+    deadline = time.monotonic() + 60
+    while True:
+        jobs = rest(server, "GET", "/jobs", params={"kind": "generate_dataset", "limit": 200}).json()["jobs"]
+        mine = [j for j in jobs if j["arguments"]["config"]["seed"] == 67]
+        if mine and mine[0]["status"] not in ("queued", "running"):
+            break
+        assert time.monotonic() < deadline, mine
+        time.sleep(0.05)
+    assert mine[0]["status"] == "cancelled" and mine[0]["owner"] == "request"
+    assert "the call that waited for it ended" in mine[0]["error"]["message"]
+    assert not (server.data_dir / "jobs" / mine[0]["job_id"]).exists()

@@ -39,7 +39,15 @@ from anyio.from_thread import BlockingPortal
 from quantdesk.server import errors
 from quantdesk.server.errors import InvalidArgument, NotFound, Problem, QuantdeskError, Unavailable
 from quantdesk.tools.jobs.kinds import CannotResume, JobKind, ServiceLookup
-from quantdesk.tools.jobs.store import JobError, JobOwner, JobRecord, JobStore, SqlState
+from quantdesk.tools.jobs.store import (
+    JobError,
+    JobOwner,
+    JobRecord,
+    JobStore,
+    SqlState,
+    process_token,
+    runner_alive,
+)
 
 logger = logging.getLogger("quantdesk.jobs")
 
@@ -108,10 +116,12 @@ class _Run:
 
 
 class JobService:
-    def __init__(self, state: SqlState, data_dir: Path, services: ServiceLookup, kinds: Mapping[str, JobKind]) -> None:
+    def __init__(self, state: SqlState, data_dir: Path, services: ServiceLookup, kinds: Mapping[str, JobKind], *,
+                 resume: bool = True) -> None:
         self.store = JobStore(state)
         self.services = services
         self.root = data_dir / "jobs"
+        self.token = process_token()
         self._kinds = dict(kinds)
         self._live: dict[str, _Live] = {}
         self._lock = threading.Lock()
@@ -119,13 +129,21 @@ class JobService:
         self._thread: threading.Thread | None = None
         self._limits: dict[str, anyio.Semaphore] = {}
         self._closing = False
-        self._recover()
+        if resume:
+            self._recover()
 
     # --- start-up ---------------------------------------------------------------------------------
 
     def _recover(self) -> None:
-        """Jobs a stopped server left unfinished: resume the server's, fail the requests'."""
+        """Jobs a stopped server left unfinished: resume the server's, fail the requests'.
+
+        A job whose runner still runs (a server beside this process, on the same data directory) is
+        that server's, and left alone.
+        """
         for record in self.store.unfinished():
+            if runner_alive(record.runner):
+                continue
+            self.store.take_over(record.job_id, self.token)
             kind = self._kinds.get(record.kind)
             if record.owner == "request":
                 self._fail(record.job_id, "the server stopped while the call that started the job waited for it; "
@@ -138,8 +156,9 @@ class JobService:
                 logger.info("resuming job", extra={"job_id": record.job_id, "kind": record.kind})
                 self._launch(record, resumed=True)
         if self.root.is_dir():
+            unfinished = {record.job_id for record in self.store.unfinished()}
             for folder in self.root.iterdir():
-                if folder.name not in self._live:
+                if folder.name not in self._live and folder.name not in unfinished:
                     shutil.rmtree(folder, ignore_errors=True)
 
     def _fail(self, job_id: str, reason: str) -> None:
@@ -159,7 +178,8 @@ class JobService:
         job_kind = self.kind(kind)
         if self._closing:
             raise Unavailable("the server is stopping")
-        record = self.store.add(f"{job_kind.id_prefix}_{secrets.token_hex(8)}", kind, owner, caller, arguments)
+        record = self.store.add(f"{job_kind.id_prefix}_{secrets.token_hex(8)}", kind, owner, caller, arguments,
+                                self.token)
         self._launch(record, resumed=False)
         return record
 

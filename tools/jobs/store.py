@@ -9,11 +9,13 @@ restarts). The kind's checkpoint (small JSON) is what a resumed job continues fr
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from quantdesk.server.errors import NotFound
@@ -37,6 +39,7 @@ _SCHEMA = [
         result TEXT,
         error TEXT,
         resumes INTEGER NOT NULL DEFAULT 0,
+        runner TEXT,
         created_at TEXT NOT NULL,
         started_at TEXT,
         updated_at TEXT NOT NULL,
@@ -94,6 +97,8 @@ class JobRecord:
     result: dict[str, Any] | None
     error: JobError | None
     resumes: int
+    runner: str | None
+    """The process running the job (see `process_token`): another process leaves a job whose runner is alive."""
     created_at: str
     started_at: str | None
     updated_at: str
@@ -115,7 +120,7 @@ def _record(row: sqlite3.Row) -> JobRecord:
         arguments=json.loads(row["arguments"]), progress=row["progress"], total=row["total"], message=row["message"],
         checkpoint=_loads(row["checkpoint"]), result=_loads(row["result"]),
         error=JobError.from_dict(error) if error is not None else None, resumes=row["resumes"],
-        created_at=row["created_at"], started_at=row["started_at"], updated_at=row["updated_at"],
+        runner=row["runner"], created_at=row["created_at"], started_at=row["started_at"], updated_at=row["updated_at"],
         finished_at=row["finished_at"])
 
 
@@ -126,13 +131,18 @@ class JobStore:
         self._state = state
         state.ensure_schema("jobs", _SCHEMA)
 
-    def add(self, job_id: str, kind: str, owner: JobOwner, caller: str | None, arguments: dict[str, Any]) -> JobRecord:
+    def add(self, job_id: str, kind: str, owner: JobOwner, caller: str | None, arguments: dict[str, Any],
+            runner: str | None = None) -> JobRecord:
         now = now_iso()
         with self._state.transaction() as conn:
-            conn.execute("INSERT INTO job_runs (job_id, kind, status, owner, caller, arguments, created_at, "
-                         "updated_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
-                         (job_id, kind, owner, caller, json.dumps(arguments, sort_keys=True), now, now))
+            conn.execute("INSERT INTO job_runs (job_id, kind, status, owner, caller, arguments, runner, created_at, "
+                         "updated_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+                         (job_id, kind, owner, caller, json.dumps(arguments, sort_keys=True), runner, now, now))
         return self.get(job_id)
+
+    def take_over(self, job_id: str, runner: str) -> None:
+        with self._state.transaction() as conn:
+            conn.execute("UPDATE job_runs SET runner = ?, updated_at = ? WHERE job_id = ?", (runner, now_iso(), job_id))
 
     def get(self, job_id: str) -> JobRecord:
         rows = self._state.query("SELECT * FROM job_runs WHERE job_id = ?", (job_id,))
@@ -193,3 +203,30 @@ class JobStore:
                 "checkpoint = NULL, finished_at = ?, updated_at = ? WHERE job_id = ?",
                 (status, json.dumps(result, sort_keys=True) if result is not None else None,
                  json.dumps(error.as_dict()) if error is not None else None, message, now, now, job_id))
+
+
+def process_token(pid: int | None = None) -> str:
+    """`pid:start-time` of a process (Linux /proc; the pid alone elsewhere): a pid reused later does not match."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return str(pid)
+    # the command name (field 2) may hold spaces: fields after its closing parenthesis; start time is field 22
+    return f"{pid}:{stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def runner_alive(token: str | None) -> bool:
+    """Whether the process a token names still runs (so its jobs are its own, not leftovers of a crash)."""
+    if not token:
+        return False
+    pid = int(token.split(":", 1)[0])
+    if pid == os.getpid():
+        return False  # this process is starting: whatever its pid ran before is gone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return ":" not in token or process_token(pid) == token

@@ -39,6 +39,15 @@ class BookSnapshots:
         return int(self.offset_ms.shape[0])
 
     @staticmethod
+    def allocate(n_rows: int, levels: int) -> BookSnapshots:
+        """Room for `n_rows` snapshots, for `build_snapshots(..., out=)` to fill in runs (no copies to join them)."""
+        return BookSnapshots(offset_ms=np.empty(n_rows, np.int64), latency_ms=np.empty(n_rows, np.int64),
+                             bid_ticks=np.empty((n_rows, levels), np.int64),
+                             ask_ticks=np.empty((n_rows, levels), np.int64),
+                             bid_lots=np.empty((n_rows, levels), np.int64),
+                             ask_lots=np.empty((n_rows, levels), np.int64))
+
+    @staticmethod
     def concat(parts: list[BookSnapshots]) -> BookSnapshots:
         """Consecutive runs of snapshots joined into one."""
         if len(parts) == 1:
@@ -91,7 +100,7 @@ def mid_log_path(params: ModelParams, coarse: CoarseBlocks, normals: FloatArray)
     return path
 
 
-def _depth_lots(params: ModelParams, normals: FloatArray) -> IntArray:
+def _depth_lots(params: ModelParams, normals: FloatArray, out: IntArray | None = None) -> IntArray:
     """Level sizes in lots from N(0,1) draws shaped (..., levels): hump-shaped mean times mean-one lognormal noise."""
     sd = params.depth_noise_sd
     log_mean = np.log(np.asarray(params.depth_mean_lots)) - 0.5 * sd * sd
@@ -100,12 +109,15 @@ def _depth_lots(params: ModelParams, normals: FloatArray) -> IntArray:
     np.exp(size, out=size)
     np.rint(size, out=size)
     np.maximum(size, 1.0, out=size)
+    if out is not None:
+        out[...] = size.reshape(-1, params.num_levels)  # whole numbers: the cast is exact, as astype's is
+        return out
     lots: IntArray = size.astype(np.int64).reshape(-1, params.num_levels)
     return lots
 
 
-def build_snapshots(params: ModelParams, coarse: CoarseBlocks) -> BookSnapshots:
-    """The book snapshots of the blocks in `coarse`, each block from its own PATH stream."""
+def build_snapshots(params: ModelParams, coarse: CoarseBlocks, out: BookSnapshots | None = None) -> BookSnapshots:
+    """The book snapshots of the blocks in `coarse`, each block from its own PATH stream (written into `out`)."""
     p = params
     n_blocks, n_snap, levels = coarse.n_blocks, p.snapshots_per_block, p.num_levels
     # per block, one draw in a fixed layout: path gaps, latencies, bid depth, ask depth
@@ -129,8 +141,17 @@ def build_snapshots(params: ModelParams, coarse: CoarseBlocks) -> BookSnapshots:
     best_bid = np.maximum(np.floor(mid_ticks - spread / 2.0 + 0.5).astype(np.int64), 1 + depth[-1])
     best_ask = best_bid + spread
     block_offsets = (np.arange(coarse.first_block, coarse.stop_block, dtype=np.int64) * BLOCK_MS)[:, None]
-    return BookSnapshots(
-        offset_ms=(block_offsets + offsets[None, :]).reshape(-1),
-        latency_ms=latency_ms(p.latency_median_ms, p.latency_log_sd, draws[:, n_snap:2 * n_snap].reshape(-1)),
-        bid_ticks=best_bid[:, None] - depth[None, :], ask_ticks=best_ask[:, None] + depth[None, :],
-        bid_lots=_depth_lots(p, bid_normals), ask_lots=_depth_lots(p, ask_normals))
+    offset_ms = (block_offsets + offsets[None, :]).reshape(-1)
+    latency = latency_ms(p.latency_median_ms, p.latency_log_sd, draws[:, n_snap:2 * n_snap].reshape(-1))
+    if out is None:
+        return BookSnapshots(
+            offset_ms=offset_ms, latency_ms=latency,
+            bid_ticks=best_bid[:, None] - depth[None, :], ask_ticks=best_ask[:, None] + depth[None, :],
+            bid_lots=_depth_lots(p, bid_normals), ask_lots=_depth_lots(p, ask_normals))
+    out.offset_ms[...] = offset_ms
+    out.latency_ms[...] = latency
+    np.subtract(best_bid[:, None], depth[None, :], out=out.bid_ticks)
+    np.add(best_ask[:, None], depth[None, :], out=out.ask_ticks)
+    _depth_lots(p, bid_normals, out.bid_lots)
+    _depth_lots(p, ask_normals, out.ask_lots)
+    return out

@@ -113,9 +113,10 @@ class WindowEvents:
         return WindowEvents(books=self.books.rows(a, b), trades=self.trades.between(start_ms, stop_ms, a))
 
 
-def generate_events(params: ModelParams, inputs: WindowInputs, *, cut_at_end: bool = True) -> WindowEvents:
-    """Every event of the window's blocks; cut at the run's end unless told."""
-    books = build_snapshots(params, inputs.coarse)
+def generate_events(params: ModelParams, inputs: WindowInputs, *, cut_at_end: bool = True,
+                    books_out: BookSnapshots | None = None) -> WindowEvents:
+    """Every event of the window's blocks; cut at the run's end unless told. The books go into `books_out` if given."""
+    books = build_snapshots(params, inputs.coarse, books_out)
     trades = _trade_rows(params, inputs, (books.bid_ticks, books.bid_lots), (books.ask_ticks, books.ask_lots))
     events = WindowEvents(books=books, trades=trades)
     if cut_at_end and inputs.stop_block * BLOCK_MS > params.duration_ms:

@@ -21,10 +21,12 @@ from dataclasses import dataclass, replace
 
 from quantdesk.schemas.manifest import SimulationManifest
 from quantdesk.tools.market.blocks import BLOCK_MS
+from quantdesk.tools.market.book import BookSnapshots
 from quantdesk.tools.market.encode import encode_events
 from quantdesk.tools.market.faults import FaultPlan
 from quantdesk.tools.market.params import ModelParams, derive_params
 from quantdesk.tools.market.parquet_encoding import EncodedRowGroup
+from quantdesk.tools.market.table import TradeRows
 from quantdesk.tools.market.window import WindowEvents, WindowInputs, generate_events
 
 WindowProgress = Callable[[int, float], None]
@@ -93,13 +95,19 @@ def _generate(task: WindowTask, params: ModelParams, report: WindowProgress | No
         if report is not None:
             report(task.index, float(stop - first))
         return events
-    # blocks are independent given their keyed streams, so chunks joined are the window made at once
+    # blocks are independent given their keyed streams, so chunks joined are the window made at once; the
+    # books (most of the bytes) are written in place, so joining them copies nothing
+    n_snap = params.snapshots_per_block
+    books = BookSnapshots.allocate((stop - first) * n_snap, params.num_levels)
     parts = []
     for start in range(first, stop, chunk):
         end = min(start + chunk, stop)
-        parts.append(generate_events(params, task.inputs.part(start, end)))
+        rows = books.rows((start - first) * n_snap, (end - first) * n_snap)
+        parts.append(generate_events(params, task.inputs.part(start, end), books_out=rows))
         report(task.index, float(end - first))
-    return WindowEvents.concat(parts)
+    kept = sum(part.books.n_rows for part in parts)  # the last chunk may end early, at the run's end
+    return WindowEvents(books=books.rows(0, kept),
+                        trades=TradeRows.concat([p.trades for p in parts], [p.books.n_rows for p in parts]))
 
 
 def run_window(task: WindowTask, report: WindowProgress | None = None) -> WindowResult:
