@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quantdesk.server.errors import Unavailable
 from quantdesk.tools.bus.bus import EventBus
@@ -24,9 +24,11 @@ from quantdesk.tools.control.store import ControlSql
 from quantdesk.tools.desk.clock import Clock, RealClock, SimulatedClock
 from quantdesk.tools.desk.config import DEFAULT_SIMULATED_START_MS, DeskConfig
 from quantdesk.tools.desk.engine import DeskEngine
-from quantdesk.tools.desk.feed import MarketFeed
 from quantdesk.tools.desk.instruments import InstrumentTable, load_instruments
 from quantdesk.tools.desk.ledger import Ledger
+
+if TYPE_CHECKING:
+    from quantdesk.tools.desk.feed import MarketFeed
 
 logger = logging.getLogger("quantdesk.desk")
 PathResolver = Callable[[str], Path]
