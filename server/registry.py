@@ -15,7 +15,7 @@ import logging
 import math
 import pkgutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, get_type_hints
@@ -192,6 +192,13 @@ def _non_finite_paths(value: Any, path: str) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricSource:
+    prefix: str
+    source: Callable[[Any], Mapping[str, Any]]
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class ToolEntry:
     """One registered tool. Frozen: the registry's table never changes under a running door."""
 
@@ -353,6 +360,7 @@ class ToolSet:
         self.prompts: list[PromptEntry] = []
         self.factories: dict[type[Any], ServiceFactory] = {}
         self.start_services: list[type[Any]] = []
+        self.metric_sources: list[MetricSource] = []
 
     def tool(
         self,
@@ -425,6 +433,15 @@ class ToolSet:
 
         return register
 
+    def metrics(self, prefix: str, source: Callable[[Any], Mapping[str, Any]],
+                labels: Mapping[str, str] | None = None) -> None:
+        """Publish a domain's counters and gauges in the server's Prometheus exposition.
+
+        `source(services)` returns plain numbers: a name ending in `_total` is a counter, any other a
+        gauge; a dict value is one series per key, under the label `labels[name]` (default `key`).
+        """
+        self.metric_sources.append(MetricSource(prefix, source, dict(labels or {})))
+
     def service(self, kind: type[Any], factory: ServiceFactory, *, at_start: bool = False) -> None:
         """Register how to build a service; `at_start` builds it when the server starts, not on first use.
 
@@ -445,6 +462,7 @@ class ToolRegistry:
         self._prompts: dict[str, PromptEntry] = {}
         self.factories: dict[type[Any], ServiceFactory] = {}
         self.start_services: list[type[Any]] = []
+        self.metric_sources: list[MetricSource] = []
         self.observers: list[CallObserver] = [observer] if observer is not None else []
 
     def add_tool(self, entry: ToolEntry) -> None:
@@ -469,6 +487,7 @@ class ToolRegistry:
                 raise ValueError(f"duplicate service factory for {kind.__name__}")
             self.factories[kind] = factory
         self.start_services += toolset.start_services
+        self.metric_sources += toolset.metric_sources
 
     def get_tool(self, name: str) -> ToolEntry:
         try:

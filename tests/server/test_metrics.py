@@ -29,3 +29,20 @@ def test_health_is_public_and_shaped_like_aleatoric(server):
     body = httpx.get(f"{server.url}/health").json()
     assert body["status"] == "ok"
     assert set(body) >= {"status", "version", "timestamp"}
+
+
+def test_desk_counters_and_gauges_are_exposed(server_factory, tmp_path):
+    desk = server_factory(tmp_path / "desk", extra_env={"QUANTDESK_DESK_CLOCK": "simulated"})
+    order = {"symbol": "BTC-USDT-PERP", "side": "buy", "order_type": "market", "quantity": 0.01}
+    placed = httpx.post(f"{desk.url}/tools/place_order", json=order, headers=desk.headers(), timeout=60)
+    assert placed.status_code == 200, placed.text
+    rejected = httpx.post(f"{desk.url}/tools/place_order", json={**order, "quantity": 1000},
+                          headers=desk.headers(), timeout=60)
+    assert rejected.status_code in (200, 422)
+    text = httpx.get(f"{desk.url}/metrics", headers=desk.headers(), timeout=30).text
+    assert "quantdesk_orders_submitted_total 2.0" in text
+    assert 'quantdesk_fills_by_liquidity_total{liquidity="taker"} 1.0' in text
+    assert "# TYPE quantdesk_equity_usd gauge" in text
+    assert "quantdesk_control_state 1.0" in text  # running
+    assert "quantdesk_event_bus_dropped_total 0.0" in text
+    assert "quantdesk_order_rejections_total{code=" in text

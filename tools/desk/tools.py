@@ -355,3 +355,8 @@ async def get_desk_health(args: NoArguments, ctx: CallContext) -> DeskHealthOutp
     """Health of the desk's parts as booleans: engine, ledger store, market feed, control store, event bus and
     the real-clock runner; status is `ok` when all are, else `degraded`."""
     return DeskHealthOutput.model_validate(ctx.services.get(DeskService).health())
+
+
+tools.metrics("quantdesk", lambda services: services.get(DeskService).metrics(),
+              labels={"order_rejections_total": "code", "fills_by_liquidity_total": "liquidity",
+                      "kill_switch_trips_by_actor_total": "actor"})
