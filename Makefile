@@ -42,6 +42,9 @@ bench: $(STAMP)
 	$(PY) bench/mcp_overhead.py
 	$(PY) bench/generation.py
 	$(PY) bench/normalize.py
+	$(PY) bench/startup.py
+	$(PY) bench/desk.py
+	$(PY) bench/agents.py
 
 generated: $(STAMP)
 	$(VENV)/bin/quantdesk export-wellknown

@@ -32,6 +32,7 @@ from quantdesk.server.route_table import RouteTable
 from quantdesk.server.settings import Settings
 
 logger = logging.getLogger("quantdesk.http")
+NATIVE = "native"
 
 
 def _system_route(path: str, endpoint: Callable[..., Any], scopes: list[str], summary: str,
@@ -110,11 +111,8 @@ def create_app(
     app = FastAPI(title="quantdesk", version=package_version(), lifespan=lifespan,
                   description="MCP-first tool server: every route below is derived from an MCP tool.")
     app.state.quantdesk = state
-    table = RouteTable()
     try:
-        for profile in [*discover_profiles(), *extra_profiles]:
-            for route in derive_routes(profile, state):
-                table.add(route)
+        table = main_port_table([*discover_profiles(), *extra_profiles], state)
     except Exception:
         core.services.close()
         raise
@@ -137,6 +135,60 @@ def create_app(
                            allow_headers=["Content-Type", "Accept", "Authorization", "X-API-Key", "Mcp-Session-Id",
                                           "MCP-Protocol-Version", "Last-Event-ID", "Mcp-Method", "Mcp-Name"],
                            expose_headers=["Mcp-Session-Id", "WWW-Authenticate", "X-Request-Id"], max_age=600)
+    app.add_middleware(FrontDoor, allowed_hosts=settings.host_allowlist(),
+                       allowed_origins=settings.origin_allowlist(), max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def main_port_table(profiles: list[Profile], state: HttpState) -> RouteTable:
+    """Every profile's rows on the main port, except a route two profiles claim: that one lives only on the
+    profiles' own listeners (`--compat name:port`), where each keeps its original path. The native profile's
+    routes always stay."""
+    claims: dict[tuple[str, str], list[str]] = {}
+    for profile in profiles:
+        for row in profile.rows_for(state.registry):
+            claims.setdefault((row.method, row.path), []).append(profile.name)
+    table = RouteTable()
+    for profile in profiles:
+        rows = [row for row in profile.rows_for(state.registry)
+                if profile.name == NATIVE or len(claims[(row.method, row.path)]) == 1
+                and NATIVE not in claims[(row.method, row.path)]]
+        skipped = len(profile.rows_for(state.registry)) - len(rows)
+        if skipped:
+            logger.info("routes left to the profile's own listener", extra={"profile": profile.name,
+                                                                            "routes": skipped})
+        for route in derive_routes(Profile(profile.name, profile.title, tuple(rows), profile.error_body), state):
+            table.add(route)
+    return table
+
+
+def create_profile_app(settings: Settings, core: Core, profile: Profile) -> FastAPI:
+    """One legacy API on a listener of its own, at its original root paths, on the same registry and services.
+
+    The main app owns the services' lifetime; this one only serves routes (no MCP endpoint).
+    """
+    state = HttpState(settings, core.registry, core.services, core.authenticator, core.metrics)
+    app = FastAPI(title=f"quantdesk: {profile.title} compatibility", version=package_version(),
+                  description=f"The {profile.title} API, served by quantdesk tools.")
+    app.state.quantdesk = state
+    table = RouteTable()
+    for route in derive_routes(profile, state):
+        table.add(route)
+    routes: list[Any] = [table]
+    if profile.metrics_path is not None:
+        async def metrics(request: Request) -> Response:
+            return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+        routes.append(_system_route(profile.metrics_path, metrics, [], "Prometheus metrics", CONTENT_TYPE))
+    app.router.routes[:0] = routes
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        request_id = getattr(request.state, "request_id", "-")
+        logger.error("unhandled error", exc_info=exc, extra={"request_id": request_id, "path": request.url.path})
+        return json_response({"detail": f"internal error (request id {request_id})", "request_id": request_id}, 500)
+
+    _install_openapi(app, table)
     app.add_middleware(FrontDoor, allowed_hosts=settings.host_allowlist(),
                        allowed_origins=settings.origin_allowlist(), max_body_bytes=settings.max_body_bytes)
     return app

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8765)")
     serve.add_argument("--data-dir", type=Path, dest="serve_data_dir", help=argparse.SUPPRESS)
+    serve.add_argument("--compat", action="append", default=[], metavar="PROFILE:PORT",
+                       help="also serve one legacy API (ais, alphapulse, aleatoric, mantis, tradeos) on its own port, "
+                            "at its original paths; repeatable")
     serve.add_argument("--mcp-extension", metavar="MODULE:ATTR",
                        help="serve an extra MCP surface beside the registry (the conformance suite's fixtures)")
 
@@ -116,14 +120,32 @@ def load_extension(spec: str) -> Any:
     return found() if isinstance(found, type) else found
 
 
+def _compat_listeners(specs: list[str], known: list[str]) -> list[tuple[str, int]]:
+    listeners = []
+    for spec in specs:
+        name, _, port = spec.partition(":")
+        if name not in known or not port.isdigit() or not 0 < int(port) < 65536:
+            raise InvalidArgument(f"--compat {spec}: expected PROFILE:PORT with a profile among {', '.join(known)}")
+        listeners.append((name, int(port)))
+    ports = [port for _, port in listeners]
+    if len(set(ports)) != len(ports):
+        raise InvalidArgument("--compat: two listeners on one port")
+    return listeners
+
+
 @command("serve")
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from quantdesk.server.app import create_app
+    from quantdesk.server.app import create_app, create_profile_app
     from quantdesk.server.core import build_core
+    from quantdesk.server.rest_rows import discover_profiles
 
     settings = settings.with_overrides(host=args.host, port=args.port, mcp_extension=args.mcp_extension)
+    profiles = {profile.name: profile for profile in discover_profiles()}
+    listeners = _compat_listeners(args.compat, sorted(profiles))
+    if settings.port in {port for _, port in listeners}:
+        raise InvalidArgument(f"--compat: port {settings.port} is the main port")
     core = build_core(settings)
     open_mode = core.authenticator.open_mode()
     if open_mode and not is_loopback_host(settings.host):
@@ -135,11 +157,42 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         logger.warning("no API key configured: serving loopback callers only, with every scope")
     extension = load_extension(settings.mcp_extension) if settings.mcp_extension else None
     app = create_app(settings, core=core, extension=extension)
+    servers = [uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
+                                             access_log=False, timeout_graceful_shutdown=5))]
+    for name, port in listeners:
+        companion = create_profile_app(settings, core, profiles[name])
+        servers.append(_companion_server(uvicorn.Config(companion, host=settings.host, port=port, log_config=None,
+                                                 access_log=False, lifespan="off", timeout_graceful_shutdown=5)))
+        logger.info("serving a legacy API on its own port", extra={"profile": name, "port": port})
     logger.info("serving", extra={"url": f"http://{settings.host}:{settings.port}", "mcp": "/mcp",
                                   "data_dir": str(settings.data_dir), "tools": len(core.registry.list_tools())})
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=5)
+    asyncio.run(_serve_together(servers))
     return 0
+
+
+def _companion_server(config: Any) -> Any:
+    """A listener beside the main server: the main one handles the signals and tells this one to stop."""
+    import uvicorn
+
+    class Companion(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Companion(config)
+
+
+async def _serve_together(servers: list[Any]) -> None:
+    main, companions = servers[0], servers[1:]
+
+    async def run_main() -> None:
+        try:
+            await main.serve()
+        finally:
+            for companion in companions:
+                companion.should_exit = True
+
+    await asyncio.gather(run_main(), *(companion.serve() for companion in companions))
 
 
 @command("stdio")

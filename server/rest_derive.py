@@ -128,7 +128,7 @@ async def open_event_stream(events: AsyncIterator[BaseModel], profile: Profile, 
     generator is closed at once, which releases its files and buffers.
     """
     try:
-        first: BaseModel | None = await anext(events)  # type: ignore[call-overload]
+        first: BaseModel | None = await anext(events)
     except StopAsyncIteration:
         first = None
     except BaseException:

@@ -74,6 +74,8 @@ class Profile:
     title: str
     rows: tuple[Row, ...] | Callable[[ToolRegistry], tuple[Row, ...]]
     error_body: Callable[[int, QuantdeskError, str], dict[str, Any]] = fastapi_error_body
+    metrics_path: str | None = None
+    """Where the profile's own listener serves the Prometheus exposition (public, as the legacy API had it)."""
 
     def rows_for(self, registry: ToolRegistry) -> tuple[Row, ...]:
         return self.rows(registry) if callable(self.rows) else self.rows

@@ -140,6 +140,22 @@ def server_factory() -> Iterator[Any]:
             stop_process(running.proc)
 
 
+@pytest.fixture(scope="module")
+def module_server_factory() -> Iterator[Any]:
+    """Like `server_factory`, for servers shared by the tests of one module."""
+    started: list[RunningServer] = []
+
+    def factory(data_dir: Path, **kwargs: Any) -> RunningServer:
+        running = spawn_server(data_dir, **kwargs)
+        started.append(running)
+        return running
+
+    yield factory
+    for running in started:
+        if running.proc is not None:
+            stop_process(running.proc)
+
+
 @pytest.fixture
 def quantdesk_bin() -> str:
     return QUANTDESK
