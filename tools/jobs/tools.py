@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
-from quantdesk.schemas.manifest import compact_schema
 from quantdesk.server.errors import NotFound
 from quantdesk.server.registry import CallContext, ToolInput, ToolOutput, ToolSet
 from quantdesk.tools.jobs.kinds import registered_kinds
@@ -24,15 +23,13 @@ JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,95}$"
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
 
 
-class _Input(ToolInput):
-    model_config = ConfigDict(json_schema_extra=compact_schema)
 
 
-class JobIdInput(_Input):
+class JobIdInput(ToolInput):
     job_id: str = Field(max_length=96, pattern=JOB_ID_PATTERN, description="A job id, as generate_dataset returns.")
 
 
-class ListJobsInput(_Input):
+class ListJobsInput(ToolInput):
     status: list[Status] | None = Field(None, max_length=5, description="Only jobs in these states.")
     kind: str | None = Field(None, max_length=64, pattern=r"^[a-z][a-z0-9_]*$",
                              description="Only jobs of this kind (e.g. generate_dataset).")

@@ -65,8 +65,8 @@ from quantdesk.tools.market.worker import WindowResult, WindowTask, cached_param
 _POLL_SECONDS = 0.05
 _WRITEBACK_BYTES = 4 << 20
 _CHECKPOINT_SECONDS = 1.0
-_PROGRESS_STEPS = 200
-"""Windows are generated in chunks of about 1/200 of the job's blocks (never below `_MIN_CHUNK_BLOCKS`)."""
+_PROGRESS_STEPS = 100
+"""Windows are generated in chunks of about 1/100 of the job's blocks (never below `_MIN_CHUNK_BLOCKS`)."""
 _MIN_CHUNK_BLOCKS = 2
 """Below two blocks a chunk costs more than it reports (measured: one-block chunks made a day 50% slower)."""
 SPILL_DIRECTORY = Path("/dev/shm")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
 import anyio.to_thread
-from pydantic import ConfigDict, Field, WithJsonSchema
+from pydantic import Field, WithJsonSchema
 
 from quantdesk.schemas.events import BookEvent, TradeEvent
 from quantdesk.schemas.generation import DriverConfig
@@ -24,7 +24,6 @@ from quantdesk.schemas.manifest import (
     MODEL_VERSION,
     SimulationManifest,
     SimulationManifestFields,
-    compact_schema,
     lean_schema,
     manifest_problems,
 )
@@ -65,8 +64,6 @@ async def _run_generation_job(job: JobContext) -> dict[str, Any]:
 register_kind(JobKind("generate_dataset", run=_run_generation_job, resume=_run_generation_job, id_prefix="qd_gen"))
 
 
-class _Input(ToolInput):
-    model_config = ConfigDict(json_schema_extra=compact_schema)
 
 
 _CONFIG = ("SimulationManifest: get_config_schema describes each field, get_presets gives complete ones; "
@@ -81,7 +78,7 @@ DriverArgument = Annotated[DriverConfig, WithJsonSchema(lean_schema(
     "backend): speed only, never the bytes."))]
 
 
-class NoArguments(_Input):
+class NoArguments(ToolInput):
     pass
 
 
@@ -90,7 +87,7 @@ class ConfigSchemaOutput(ToolOutput):
     model_version: str
 
 
-class ValidateConfigInput(_Input):
+class ValidateConfigInput(ToolInput):
     config: ManifestFieldsArgument
 
 
@@ -109,7 +106,7 @@ class ValidateConfigOutput(ToolOutput):
     model_version: str
 
 
-class PresetsInput(_Input):
+class PresetsInput(ToolInput):
     name: str | None = Field(None, max_length=64, description="Return only this preset.")
 
 
@@ -180,7 +177,7 @@ async def get_presets(args: PresetsInput, ctx: CallContext) -> PresetsOutput:
 
 # --- generation -----------------------------------------------------------------------------------
 
-class GenerateDatasetInput(_Input):
+class GenerateDatasetInput(ToolInput):
     config: ManifestArgument = Field(default_factory=SimulationManifest)
     duration_seconds: int | None = Field(None, ge=1, le=604_800, description="Overrides config.duration_seconds.")
     driver: DriverArgument = Field(default_factory=DriverConfig)
@@ -271,7 +268,7 @@ async def generate_dataset(args: GenerateDatasetInput, ctx: CallContext) -> Tool
 
 # --- description ----------------------------------------------------------------------------------
 
-class DatasetInput(_Input):
+class DatasetInput(ToolInput):
     cache_key: str | None = Field(None, max_length=96, pattern=NAME_PATTERN,
                                   description="A cache entry (generated or normalized) to describe.")
     path: str | None = Field(None, max_length=4096, description="A Parquet file in the canonical event schema in "
@@ -381,7 +378,7 @@ async def plot_dataset(args: PlotInput, ctx: CallContext) -> ToolResult:
 
 # --- live stream ----------------------------------------------------------------------------------
 
-class LiveInput(_Input):
+class LiveInput(ToolInput):
     symbol: str = Field("BTC", min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._:/-]+$",
                         description="Symbol written into every event (for example BTCUSDT).")
     seed: int | None = Field(None, ge=0, le=MAX_JSON_SAFE_INTEGER,
