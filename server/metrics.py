@@ -70,7 +70,7 @@ class Metrics:
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def add_domain(self, prefix: str, read: Callable[[], Mapping[str, Any]], labels: Mapping[str, str]) -> None:
-        self.registry.register(DomainCollector(prefix, read, labels))  # type: ignore[arg-type]
+        self.registry.register(DomainCollector(prefix, read, labels))
 
     def observe_call(self, tool: str, door: str, outcome: str, seconds: float) -> None:
         children = self._children.get((tool, door))
