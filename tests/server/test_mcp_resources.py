@@ -154,3 +154,11 @@ async def test_a_modern_listen_stream_carries_resource_updates(server, open_mcp)
             with anyio.fail_after(20):
                 event = await subscription.__anext__()
         assert getattr(event, "uri", None) == "quantdesk://caches/stats"
+
+
+async def test_every_venue_is_a_resource_equal_to_its_details(door, server, open_mcp):
+    async with open_mcp(door, server) as client:
+        listed = {str(r.uri) for r in await every_resource(client)}
+        assert {"quantdesk://venues/okx", "quantdesk://venues/binance"} <= listed
+        document = json.loads((await client.read_resource("quantdesk://venues/okx")).contents[0].text)
+        assert document == (await client.call_tool("get_venue_details", {"exchange": "okx"})).structured_content

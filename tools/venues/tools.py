@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from quantdesk.server.registry import CallContext, ToolInput, ToolOutput, ToolSet
+from quantdesk.server.resources import Listing
 from quantdesk.tools.normalize import SOURCES, accepted_messages
 from quantdesk.tools.venues.catalog import get_venue, list_venues, load_venue_file
 from quantdesk.tools.venues.models import VenueDetails
@@ -41,3 +42,9 @@ async def get_venue_details(args: VenueInput, ctx: CallContext) -> VenueDetails:
 async def list_venue_ids(args: VenueListInput, ctx: CallContext) -> VenueList:
     """List the venues get_venue_details knows, and the date of the venue data."""
     return VenueList(venues=list_venues(), as_of=load_venue_file().as_of.isoformat())
+
+
+tools.resource("quantdesk://venues/{exchange}", tool="get_venue_details", name="venue", title="Venue details",
+               description="One venue's dated figures: symbols, tick and lot, fees, funding rules, leverage, hours, "
+                           "book sync and the messages normalize_events accepts, each with its source.",
+               listing=Listing("list_venue_ids", lambda out: [{"exchange": v} for v in out["venues"]]))
