@@ -54,7 +54,7 @@ def test_book_and_trade_invariants_hold_for_a_busy_market(busy_manifest: Simulat
     trade_rate_per_second=st.sampled_from([0.05, 1.0, 20.0, 300.0]),
     base_spread_bps=st.sampled_from([0.01, 1.0, 25.0]),
     latency_median_ms=st.sampled_from([0.0, 3.0, 250.0]),
-    seed=st.integers(0, 2**63 - 1),
+    seed=st.integers(0, 2**53 - 1),  # the manifest takes JSON-safe seeds
 )
 def test_invariants_hold_across_grids_intervals_and_rates(invariants: Invariants, tick_size: float, lot_size: float,
                                                           num_levels: int, book_interval_ms: int,

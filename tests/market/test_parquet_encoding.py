@@ -184,7 +184,7 @@ def test_a_single_part_is_a_complete_parquet_file(short_manifest: SimulationMani
     book_interval_ms=st.sampled_from([10, 100, 700, 60_000]),
     trade_rate_per_second=st.sampled_from([0.05, 1.0, 300.0, 3000.0]),
     tail_probability=st.sampled_from([0.0, 0.05, 0.5]),
-    seed=st.integers(0, 2**63 - 1),
+    seed=st.integers(0, 2**53 - 1),  # the manifest takes JSON-safe seeds
 )
 def test_every_encoding_path_reads_back_as_the_generated_table(tick_size: float, lot_size: float, num_levels: int,
                                                                book_interval_ms: int, trade_rate_per_second: float,
