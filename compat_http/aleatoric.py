@@ -18,7 +18,7 @@ def _with_hash(outcome: CallOutcome) -> dict[str, Any]:
     return {**outcome.structured, "hash": outcome.structured.get("manifest_hash")}
 
 
-_GENERATE_ARGS = {"config", "duration_seconds", "driver", "use_cache"}
+_GENERATE_ARGS = {"config", "duration_seconds", "driver", "use_cache", "wait"}
 
 
 def _generate_body(args: dict[str, Any]) -> dict[str, Any]:

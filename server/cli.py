@@ -264,7 +264,9 @@ def _run_tool(settings: Settings, name: str, arguments: dict[str, Any],
     from quantdesk.server.core import build_core
     from quantdesk.server.logs import new_request_id
 
-    core = build_core(settings)
+    # A one-shot command does its call and leaves: background work (jobs to resume, the desk's live runner,
+    # research agents) belongs to the long-lived server on the same data directory.
+    core = build_core(settings.with_overrides(background=False))
 
     async def progress(done: float, total: float | None, message: str | None) -> None:
         if on_progress is not None:

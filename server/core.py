@@ -50,7 +50,7 @@ def build_core(settings: Settings, extra_toolsets: Iterable[ToolSet] = ()) -> Co
     state = StateStore(settings.state_path)
     info = ServerInfo(SERVER_NAME, package_version())
     services = Services(settings.data_dir, state, info, registry, registry.factories,
-                        settings={"max_body_bytes": settings.max_body_bytes},
+                        settings={"max_body_bytes": settings.max_body_bytes, "background": settings.background},
                         paths=ServerPaths(settings.data_dir, settings.import_dirs))
     authenticator = Authenticator(KeyStore(state, settings.env_api_key))
     services.start(registry.start_services)

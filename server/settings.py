@@ -42,6 +42,9 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     tools_page_size: int = 50
+    background: bool = True
+    """Whether this process runs background work (job resumption, the desk's live runner, research agents);
+    one-shot CLI commands turn it off and leave that work to the long-lived server."""
     mcp_extension: str | None = None
     """`module:attribute` of an MCP extension object to serve beside the registry (the conformance fixtures)."""
     max_resource_bytes: int = 8 * 1024 * 1024

@@ -21,12 +21,14 @@ def test_the_config_schema_is_the_manifest_schema(server):
 
 
 def test_a_bad_config_gets_every_problem_with_its_path(server):
-    out = call(server, "validate_config", {"config": {"volatility_annual": -0.5, "num_levels": 0,
-                                                      "duration_seconds": 10**7, "colour": "red"}})
-    assert out["valid"] is False and out["manifest_hash"] is None
-    paths = {p["path"] for p in out["problems"]}
-    assert paths == {"$.config.volatility_annual", "$.config.num_levels", "$.config.duration_seconds",
-                     "$.config.colour"}
+    # `config` carries the manifest's schema, so its bounds are refused at the door, every one named.
+    response = httpx.post(f"{server.url}/tools/validate_config", headers=server.headers(), timeout=30,
+                          json={"config": {"volatility_annual": -0.5, "num_levels": 0, "duration_seconds": 10**7,
+                                           "colour": "red"}})
+    assert response.status_code == 422
+    locs = {tuple(problem["loc"]) for problem in response.json()["detail"]}
+    assert locs == {("config", "volatility_annual"), ("config", "num_levels"), ("config", "duration_seconds"),
+                    ("config", "colour")}
 
 
 def test_impossible_combinations_are_reported(server):

@@ -19,7 +19,9 @@ from quantdesk.tools.caches.service import CacheService
 
 tools = ToolSet("agents")
 tools.service(Agents, lambda services: Agents(services.data_dir, services.state,
-                                              lambda: services.get(CacheService).store), at_start=True)
+                                              lambda: services.get(CacheService).store,
+                                              background=bool(services.settings.get("background", True))),
+              at_start=True)
 
 AgentId = Annotated[str, Field(pattern=r"^[a-f0-9\-]{1,40}$", description="An agent id, as create_agent returns.")]
 Iteration = Annotated[int, Field(ge=1, le=500, description="Iteration number, from 1.")]

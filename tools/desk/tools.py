@@ -64,7 +64,7 @@ def _open_desk(services: Any) -> DeskService:
         desk.error = f"the desk set-up is invalid: {exc}"
         return desk
     return DeskService(services.state, services.get(EventBus), config, data_dir=services.data_dir,
-                       resolve_cache=cache_path)
+                       resolve_cache=cache_path, start_runner=bool(services.settings.get("background", True)))
 
 
 tools.service(DeskService, _open_desk, at_start=True)

@@ -14,10 +14,10 @@ from quantdesk.tools.jobs.store import JobRecord
 
 tools = ToolSet("jobs")
 # at start: jobs a stopped server left running resume (or are marked failed) when the server starts
-# `resume_jobs: False` (one-shot commands) leaves them for the next long-lived process
+# `background: False` (one-shot commands) leaves them for the next long-lived process
 tools.service(JobService, lambda services: JobService(
     services.state, services.data_dir, services, registered_kinds(),
-    resume=bool(services.settings.get("resume_jobs", True))), at_start=True)
+    resume=bool(services.settings.get("background", True))), at_start=True)
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,95}$"
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]

@@ -22,8 +22,11 @@ if TYPE_CHECKING:
 
 
 class Agents:
-    def __init__(self, data_dir: Path, state: SqlState, artifacts: Callable[[], ArtifactStore]) -> None:
+    def __init__(self, data_dir: Path, state: SqlState, artifacts: Callable[[], ArtifactStore],
+                 background: bool = True) -> None:
+        """`background=False` (a one-shot command) never resumes agents here: the long-lived server does."""
         self.data_dir = data_dir
+        self.background = background
         self.state = state
         self._artifacts = artifacts
         self.keys = KeyStore(data_dir)
@@ -32,7 +35,8 @@ class Agents:
         from quantdesk.tools.agents.runner.store import AgentStore
 
         store = AgentStore(state)
-        if any(row.status in ACTIVE or (row.holdout or {}).get("status") == "running" for row in store.all()):
+        rows = store.all()
+        if background and any(r.status in ACTIVE or (r.holdout or {}).get("status") == "running" for r in rows):
             self.service()
 
     def service(self) -> AgentService:
@@ -40,7 +44,7 @@ class Agents:
             if self._service is None:
                 from quantdesk.tools.agents.runner.service import AgentService
 
-                self._service = AgentService(self.data_dir, self.state, self._artifacts())
+                self._service = AgentService(self.data_dir, self.state, self._artifacts(), resume=self.background)
             return self._service
 
     def close(self) -> None:
