@@ -33,9 +33,12 @@ class BusEvent(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Envelope:
-    """An event as delivered: its place in the bus's total order, its topic and the wall time it was published."""
+    """An event as delivered: its place in the bus's total order, its topic and the wall time it was published.
+
+    Read-only by convention (not frozen: several are made per order, and a frozen dataclass pays an
+    `object.__setattr__` per field)."""
 
     seq: int
     topic: str
@@ -94,6 +97,22 @@ class Subscription:
                 self.dropped += 1
                 self._bus._count_drop()
             self._queue.append(envelope)
+            waiter = self._waiter
+        if waiter is not None:
+            _wake(*waiter)
+
+    def offer_all(self, envelopes: list[Envelope]) -> None:
+        """`offer` for the envelopes this subscriber wants, under one lock and with one wake-up."""
+        wanted = envelopes if self.topics is None else [e for e in envelopes if e.topic in self.topics]
+        if not wanted:
+            return
+        with self._lock:
+            for envelope in wanted:
+                if len(self._queue) >= self.max_queue:
+                    self._queue.popleft()
+                    self.dropped += 1
+                    self._bus._count_drop()
+                self._queue.append(envelope)
             waiter = self._waiter
         if waiter is not None:
             _wake(*waiter)
@@ -188,8 +207,19 @@ class EventBus:
         return envelope
 
     def publish_all(self, events: Iterable[BusEvent]) -> None:
-        for event in events:
-            self.publish(event)
+        """Publish several events in order, as one step's outcome: one lock and one wall-clock reading for all."""
+        with self._lock:
+            now = self._clock_ms()
+            seq = self._seq
+            envelopes = []
+            for event in events:
+                seq += 1
+                envelopes.append(Envelope(seq, event.topic, now, event))
+            self._seq = seq
+            self._history.extend(envelopes)
+            subscribers = self._subscribers
+        for subscriber in subscribers:
+            subscriber.offer_all(envelopes)
 
     def subscribe(self, topics: Iterable[str] | None = None, *, name: str = "subscriber",
                   max_queue: int = DEFAULT_QUEUE, since_seq: int | None = None) -> Subscription:

@@ -85,22 +85,48 @@ class DecisionLog:
         self.sql = sql
         sql.ensure_schema("control_decisions", SCHEMA)
         self._seq = int(sql.query("SELECT COALESCE(MAX(seq), 0) FROM control_decisions")[0][0])
+        self._staged: list[tuple[Any, ...]] = []
         self._risk_seq = int(sql.query("SELECT COALESCE(MAX(seq), 0) FROM control_risk_events")[0][0])
 
     def append(self, conn: sqlite3.Connection, *, timestamp_ms: int, decision_type: str, source: str,
                symbol: str | None, summary: str, agent_votes: list[dict[str, Any]], signal_id: str | None,
                order_id: str | None, risk_passed: bool, reasons: list[tuple[str, str]],
                details: dict[str, Any]) -> Decision:
-        """Append in the caller's transaction; the sequence is only advanced for good if it commits."""
+        """Append in the caller's transaction (after any staged entries, which keep their place)."""
+        decision = self.stage(timestamp_ms=timestamp_ms, decision_type=decision_type, source=source, symbol=symbol,
+                              summary=summary, agent_votes=agent_votes, signal_id=signal_id, order_id=order_id,
+                              risk_passed=risk_passed, reasons=reasons, details=details)
+        self.write_staged(conn)
+        return decision
+
+    def stage(self, *, timestamp_ms: int, decision_type: str, source: str, symbol: str | None, summary: str,
+              agent_votes: list[dict[str, Any]], signal_id: str | None, order_id: str | None, risk_passed: bool,
+              reasons: list[tuple[str, str]], details: dict[str, Any]) -> Decision:
+        """An entry whose row waits for `write_staged` in the same transaction (one statement for a step's
+        entries); `discard_staged` after a rollback. The sequence is only advanced for good if it commits."""
         seq = self._seq + 1
+        codes = [c for c, _ in reasons]
+        messages = [m for _, m in reasons]
         decision = Decision(seq, f"decision_{seq:08d}", timestamp_ms, decision_type, source, symbol, summary,
-                            agent_votes, signal_id, order_id, risk_passed, [c for c, _ in reasons],
-                            [m for _, m in reasons], details)
-        conn.execute(_INSERT, (seq, decision.decision_id, timestamp_ms, decision_type, source, symbol, summary,
-                               _json(agent_votes), signal_id, order_id, int(risk_passed),
-                               _json(decision.risk_reasons), _json(decision.risk_messages), _json(details)))
+                            agent_votes, signal_id, order_id, risk_passed, codes, messages, details)
+        self._staged.append((seq, decision.decision_id, timestamp_ms, decision_type, source, symbol, summary,
+                             _json(agent_votes), signal_id, order_id, int(risk_passed), _json(codes),
+                             _json(messages), _json(details)))
         self._seq = seq
         return decision
+
+    def write_staged(self, conn: sqlite3.Connection) -> None:
+        staged = self._staged
+        if len(staged) == 1:
+            conn.execute(_INSERT, staged[0])
+        elif staged:
+            conn.executemany(_INSERT, staged)
+        staged.clear()
+
+    def discard_staged(self) -> None:
+        """After a rolled-back transaction: forget what was staged and take the sequence back from the table."""
+        self._staged.clear()
+        self.resync()
 
     def resync(self) -> None:
         """After a rolled-back transaction: take the sequence back from the table."""

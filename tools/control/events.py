@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from quantdesk.tools.control.decisions import Decision
+
 CONTROL_TOPICS: tuple[str, ...] = ("state_change", "risk_event", "decision")
 
 
@@ -43,10 +45,15 @@ class RiskEventOccurred:
 
 @dataclass(frozen=True, slots=True)
 class DecisionRecorded:
-    decision: dict[str, Any]
+    record: Decision
+    """The immutable log entry; its JSON is rendered when a door reads the event."""
 
     topic: ClassVar[str] = "decision"
 
+    @property
+    def decision(self) -> dict[str, Any]:
+        return self.record.to_dict()
+
     def to_dict(self) -> dict[str, Any]:
-        return {"event_type": self.topic, "timestamp_ms": self.decision["timestamp_ms"],
-                "symbol": self.decision["symbol"], "decision": self.decision}
+        return {"event_type": self.topic, "timestamp_ms": self.record.timestamp_ms, "symbol": self.record.symbol,
+                "decision": self.record.to_dict()}

@@ -118,8 +118,12 @@ class ControlPlane:
 
     # --- the gate --------------------------------------------------------------------------------------
 
+    def begin(self) -> None:
+        """A placement (one order or a batch) starts: re-read the control state if another connection wrote."""
+        self.view()
+
     def check(self, intent: OrderIntent) -> list[Reason]:
-        view = self.view()
+        view = self._view  # as `begin` read it, under the same engine lock (a batch reads it once)
         context = intent.context
         reasons: list[Reason] = []
         if not view.ok:
@@ -150,38 +154,54 @@ class ControlPlane:
                context: IntentContext, timestamp_ms: int, reasons: list[Reason], order_id: str | None) -> str:
         passed = not reasons
         summary = context.summary or _summary(request)
-        details: dict[str, Any] = {"client_order_id": request.client_order_id}
         if intent is not None:
-            details.update({"estimated_price": intent.estimated_price, "notional_usd": intent.notional_usd,
-                            "position_before": intent.position_before, "position_after": intent.position_after,
-                            "equity_usd": intent.account.equity_usd})
-        decision = self.log.append(
-            conn, timestamp_ms=timestamp_ms, decision_type="order_intent", source=context.source,
-            symbol=request.symbol, summary=summary, agent_votes=[v.to_dict() for v in context.agent_votes],
+            details: dict[str, Any] = {"client_order_id": request.client_order_id,
+                                       "estimated_price": intent.estimated_price, "notional_usd": intent.notional_usd,
+                                       "position_before": intent.position_before,
+                                       "position_after": intent.position_after,
+                                       "equity_usd": intent.account.equity_usd}
+        else:
+            details = {"client_order_id": request.client_order_id}
+        # staged: the engine writes a step's entries in one statement when the step commits (`flush`)
+        decision = self.log.stage(
+            timestamp_ms=timestamp_ms, decision_type="order_intent", source=context.source,
+            symbol=request.symbol, summary=summary,
+            agent_votes=[v.to_dict() for v in context.agent_votes] if context.agent_votes else [],
             signal_id=context.signal_id, order_id=order_id if passed else None, risk_passed=passed,
-            reasons=[(r.code, r.message) for r in reasons], details=details)
+            reasons=[(r.code, r.message) for r in reasons] if reasons else [], details=details)
         engine = self._engine()
-        engine.emit(DecisionRecorded(decision.to_dict()))
+        engine.emit(DecisionRecorded(decision))
         if reasons:
             engine.emit(RiskEventOccurred(timestamp_ms, reasons[0].code, reasons[0].message, request.symbol,
                                           {"decision_id": decision.decision_id,
                                            "codes": [r.code for r in reasons]}))
         return decision.decision_id
 
-    def after_update(self, account: AccountSnapshot) -> None:
-        """Circuit breakers: a daily-loss or drawdown breach trips the kill switch itself."""
+    def flush(self, conn: sqlite3.Connection) -> None:
+        self.log.write_staged(conn)
+
+    def discard(self) -> None:
+        self.log.discard_staged()
+
+    def breach(self, account: AccountSnapshot) -> Reason | None:
+        """The circuit breaker this account trips, if any (nothing is done here: see `after_update`)."""
         view = self._view  # as last read; a damaged store already refuses orders, and a breaker needs no re-read
         if not view.ok or view.state == "killed" or view.limits is None:
-            return
+            return None
         limits = view.limits
-        breach: tuple[str, str] | None = None
         if limits.max_daily_loss_pct is not None and account.daily_loss_pct >= limits.max_daily_loss_pct:
-            breach = ("DAILY_LOSS_LIMIT", f"daily loss {account.daily_loss_pct:.2%} >= {limits.max_daily_loss_pct:.2%}")
-        elif limits.max_drawdown_pct is not None and account.drawdown_pct >= limits.max_drawdown_pct:
-            breach = ("DRAWDOWN_LIMIT", f"drawdown {account.drawdown_pct:.2%} >= {limits.max_drawdown_pct:.2%}")
+            return Reason("DAILY_LOSS_LIMIT",
+                          f"daily loss {account.daily_loss_pct:.2%} >= {limits.max_daily_loss_pct:.2%}")
+        if limits.max_drawdown_pct is not None and account.drawdown_pct >= limits.max_drawdown_pct:
+            return Reason("DRAWDOWN_LIMIT", f"drawdown {account.drawdown_pct:.2%} >= {limits.max_drawdown_pct:.2%}")
+        return None
+
+    def after_update(self, account: AccountSnapshot) -> None:
+        """Circuit breakers: a daily-loss or drawdown breach trips the kill switch itself."""
+        breach = self.breach(account)
         if breach is None:
             return
-        code, message = breach
+        code, message = breach.code, breach.message
         self.metrics.breaker_trips += 1
         details = {"equity_usd": account.equity_usd, "peak_equity_usd": account.peak_equity_usd,
                    "day_start_equity_usd": account.day_start_equity_usd}
@@ -243,7 +263,7 @@ class ControlPlane:
         decision = self.log.append(conn, timestamp_ms=now, decision_type="control", source=f"control:{command}",
                                    symbol=symbol, summary=summary, agent_votes=[], signal_id=None, order_id=None,
                                    risk_passed=True, reasons=[], details={"actor": actor, **details})
-        return DecisionRecorded(decision.to_dict())
+        return DecisionRecorded(decision)
 
     def _transition(self, new: ControlState, previous: str, command: str, details: dict[str, Any],
                     risk_event: tuple[str, str, dict[str, Any]] | None = None) -> None:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from quantdesk.server.errors import Conflict, InvalidArgument, NotFound, Problem
+from quantdesk.server.errors import Conflict, InvalidArgument, NotFound, Problem, QuantdeskError
 from quantdesk.tools.desk.accounting import (
     add_balance,
     apply_perp_fill,
@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from quantdesk.tools.desk.feed import MarketFeed
 
 DEFAULT_LEVERAGE = 5.0
+_TOOL_CONTEXT = IntentContext()
 MAX_ADVANCE_MS = 31 * 86_400_000
 _OPEN_LIMIT = ("open", "partially_filled")
 
@@ -133,7 +134,8 @@ class EngineMetrics:
 class DeskEngine:
     def __init__(self, *, instruments: InstrumentTable, ledger: Ledger, config: DeskConfig, clock: Clock,
                  feed_factory: Callable[[int], MarketFeed], publish: Callable[[BusEvent], object],
-                 gate: OrderGate | None = None) -> None:
+                 gate: OrderGate | None = None,
+                 publish_all: Callable[[list[BusEvent]], object] | None = None) -> None:
         self.instruments = instruments
         self.ledger = ledger
         self.config = config
@@ -141,6 +143,7 @@ class DeskEngine:
         self.gate: OrderGate = gate or OpenGate()
         self._feed_factory = feed_factory
         self._publish = publish
+        self._publish_all = publish_all
         self.lock = threading.RLock()
         self.metrics = EngineMetrics()
         self._interrupt = threading.Event()
@@ -148,8 +151,11 @@ class DeskEngine:
         self._conn: Any = None
         self._events: list[BusEvent] = []
         self._dirty_orders: dict[str, Order] = {}
+        self._new_orders: set[str] = set()
+        """Orders created in the current step: inserted; the other dirty ones are stored already: updated."""
         self._dirty_positions: dict[str, Position] = {}
         self._entries: list[tuple[Any, ...]] = []
+        self._fills: list[Fill] = []
         self.markets: dict[str, MarketState] = {s: MarketState() for s in instruments.by_symbol}
         self._load()
 
@@ -229,9 +235,6 @@ class DeskEngine:
             return
         events: list[BusEvent] = []
         self._events = events
-        self._dirty_orders.clear()
-        self._dirty_positions.clear()
-        self._entries.clear()
         try:
             with self.ledger.transaction() as conn:
                 self._conn = conn
@@ -242,24 +245,53 @@ class DeskEngine:
                     self._conn = None
         except BaseException:
             self._events = []
+            self._drop_buffers()
+            self.gate.discard()
             self.reload()
             raise
         self._events = []
-        for event in events:
-            self._publish(event)
+        if events:
+            if self._publish_all is not None:
+                self._publish_all(events)
+            else:
+                for event in events:
+                    self._publish(event)
 
     def _flush(self, conn: Any) -> None:
-        """Write what the step changed, each row once (an order may change several times in a step)."""
+        """Write what the step changed so far, one statement per table, each row once (an order may change
+        several times in a step); the buffers start empty again."""
         if self._dirty_orders:
-            self.ledger.put_orders(conn, list(self._dirty_orders.values()))
+            new = self._new_orders
+            if new:
+                self.ledger.insert_orders(conn, [o for o in self._dirty_orders.values() if o.order_id in new])
+                stored = [o for o in self._dirty_orders.values() if o.order_id not in new]
+                new.clear()
+            else:
+                stored = list(self._dirty_orders.values())
+            if stored:
+                self.ledger.update_orders(conn, stored)
+            self._dirty_orders.clear()
+        if self._fills:
+            self.ledger.put_fills(conn, self._fills)
+            self._fills.clear()
         if self._entries:
             self.ledger.put_entries(conn, self._entries)
+            self._entries.clear()
         if self._dirty_positions:
             self.ledger.put_positions(conn, list(self._dirty_positions.values()))
+            self._dirty_positions.clear()
+        self.gate.flush(conn)
         if self.now_ms != self._saved_now:
             # events at or before the desk time count as processed: a restart resumes after them
             self.ledger.put_meta(conn, {"now_ms": str(self.now_ms)})
             self._saved_now = self.now_ms
+
+    def _drop_buffers(self) -> None:
+        self._dirty_orders.clear()
+        self._new_orders.clear()
+        self._fills.clear()
+        self._entries.clear()
+        self._dirty_positions.clear()
 
     def emit(self, event: BusEvent) -> None:
         """Queue an event to publish when the current step commits (dropped if it rolls back)."""
@@ -377,15 +409,21 @@ class DeskEngine:
         return self.balances.get(asset, 0.0)
 
     def account(self) -> AccountSnapshot:
-        wallet = self.balances.get(SETTLEMENT_ASSET, 0.0)
+        balances = self.balances
+        wallet = balances.get(SETTLEMENT_ASSET, 0.0)
         upnl = gross = net = isolated = cross_im = cross_upnl = spot_value = 0.0
+        markets = self.markets
         for symbol, p in self.positions.items():
-            if p.size == 0.0:
+            size = p.size
+            if size == 0.0:
                 continue
-            mark = self._mark(symbol, p.entry_price)
-            pnl = unrealized_pnl(p, mark)
+            market = markets[symbol]
+            mark = market.mark if market.mark is not None else market.last_price
+            if mark is None:
+                mark = p.entry_price
+            pnl = size * (mark - p.entry_price)
             upnl += pnl
-            notional = p.size * mark
+            notional = size * mark
             gross += abs(notional)
             net += notional
             if p.margin_mode == "isolated":
@@ -393,14 +431,15 @@ class DeskEngine:
             else:
                 cross_im += abs(notional) / p.leverage
                 cross_upnl += pnl
-        for asset, amount in self.balances.items():
-            if asset == SETTLEMENT_ASSET or amount == 0.0:
-                continue
-            spot = self.instruments.spot_for(asset)
-            price = self._mark(spot.symbol) if spot else 0.0
-            spot_value += amount * price
-            gross += abs(amount * price)
-            net += amount * price
+        if len(balances) > 1:
+            for asset, amount in balances.items():
+                if asset == SETTLEMENT_ASSET or amount == 0.0:
+                    continue
+                spot = self.instruments.spot_for(asset)
+                price = self._mark(spot.symbol) if spot else 0.0
+                spot_value += amount * price
+                gross += abs(amount * price)
+                net += amount * price
         equity = wallet + upnl + spot_value
         available = wallet - self._reserved.get(SETTLEMENT_ASSET, 0.0) - isolated - cross_im + cross_upnl
         return AccountSnapshot(self.now_ms, equity, wallet, available, gross, net, max(self.peak_equity, equity),
@@ -512,69 +551,145 @@ class DeskEngine:
     # --- orders ------------------------------------------------------------------------------------
 
     def _next_ids(self) -> tuple[int, str]:
+        """The next order's sequence and id; the order is saved (inserted) in the current step."""
         self._order_seq += 1
-        return self._order_seq, f"ord-{self._order_seq:08d}"
+        order_id = f"ord-{self._order_seq:08d}"
+        self._new_orders.add(order_id)
+        return self._order_seq, order_id
 
     def place_order(self, request: OrderRequest, context: IntentContext | None = None) -> PlaceResult:
-        context = context or IntentContext()
+        context = context or _TOOL_CONTEXT
         with self.lock:
             self.sync()
-            if request.client_order_id is not None and request.client_order_id in self.by_client:
-                order = self.get_order(self.by_client[request.client_order_id])
-                return PlaceResult(order, self.ledger.list_fills(symbol=None, order_id=order.order_id, since_ms=None,
-                                                                 until_ms=None, liquidity=None, limit=1000)[::-1],
-                                   replayed=True)
-            instrument = self.instruments.get(request.symbol)
-            check_shape(request, instrument)
-            if request.order_type in ("market", "stop_market") and request.time_in_force == "GTC":
-                # what a market order does not fill at once it never will: it is immediate-or-cancel
-                request = OrderRequest(**{**_fields(request), "time_in_force": "IOC"})
-            self.metrics.orders_submitted += 1
-            market = self.market(instrument)
-            request, notes = self._clamp_reduce_only(request, instrument)
-            grid = grid_problems(request, instrument, market)
-            if grid:
-                with self._step() as conn:
-                    self.gate.record(conn, None, request, context, self.now_ms,
-                                     [Reason(code, message) for _, code, message in grid], None)
-                for _, code, _ in grid:
-                    self.metrics.rejections[code] += 1
-                raise InvalidArgument.from_problems([Problem(path, f"{code}: {message}") for path, code, message
-                                                     in grid])
-            intent = self._intent(request, instrument, market, context)
-            reasons = self._engine_reasons(request, instrument, market) + self.gate.check(intent)
-            seq, order_id = self._next_ids()
-            status: Any = "rejected" if reasons else ("pending_trigger" if request.stop_price is not None else "open")
-            order = Order(order_id=order_id, client_order_id=request.client_order_id, symbol=request.symbol,
-                          side=request.side, order_type=request.order_type, time_in_force=request.time_in_force,
-                          quantity=request.quantity, original_quantity=request.quantity, price=request.price,
-                          stop_price=request.stop_price, post_only=request.post_only,
-                          reduce_only=request.reduce_only or context.operator, status=status, created_ms=self.now_ms,
-                          updated_ms=self.now_ms, source=context.source, seq=seq, signal_id=context.signal_id,
-                          reasons=reasons or notes)
-            if not reasons and instrument.is_perpetual and not order.reduce_only and self.gate.forces_reduce_only() \
-                    and not intent.increases_exposure:
-                # paused: an order accepted because it reduces stays unable to increase for its whole life
-                order.reduce_only = True
-            fills: list[Fill] = []
-            with self._step() as conn:
-                order.decision_id = self.gate.record(conn, intent, request, context, self.now_ms, reasons, order_id)
-                if order.client_order_id is not None:
-                    self.by_client[order.client_order_id] = order_id
-                if reasons:
-                    for reason in reasons:
-                        self.metrics.rejections[reason.code] += 1
-                    self._save_order(order)
-                    self.emit(OrderRejected(self.now_ms, order.to_dict()))
-                else:
-                    self.metrics.orders_accepted += 1
-                    self._opened(order)
-                    self.emit(OrderAccepted(self.now_ms, order.to_dict()))
-                    fills = self._work(order, instrument)
-                    self._save_order(order)
-            if fills:
+            replayed = self._replayed(request)
+            if replayed is not None:
+                return replayed
+            instrument, request = self._checked(request)
+            self.gate.begin()
+            with self._step():
+                outcome = self._place(request, instrument, context)
+            if isinstance(outcome, InvalidArgument):
+                raise outcome
+            if outcome.fills:
                 self._after_change()
-            return PlaceResult(order, fills)
+            return outcome
+
+    def place_orders(self, requests: Sequence[OrderRequest],
+                     context: IntentContext | None = None) -> list[PlaceResult | QuantdeskError]:
+        """Place several orders at one instant, in order, in one transaction: each comes out exactly as if
+        placed alone one after the other (same checks, decisions, fills, events, idempotent replays), and
+        each gets its own result: a PlaceResult, or the error that a lone place_order would have raised
+        (a malformed order changes nothing but leaves its decision-log entry). When an order's fills trip
+        a circuit breaker, what came before commits, the kill switch latches, and the rest is refused.
+        """
+        context = context or _TOOL_CONTEXT
+        results: list[PlaceResult | QuantdeskError] = []
+        with self.lock:
+            self.sync()
+            i, n = 0, len(requests)
+            while i < n:
+                self.gate.begin()
+                filled = False
+                # the account after a filled order, which is also the next order's (nothing moves in between)
+                account: AccountSnapshot | None = None
+                with self._step():
+                    while i < n:
+                        request = requests[i]
+                        i += 1
+                        try:
+                            replayed = self._replayed(request)
+                            if replayed is not None:
+                                results.append(replayed)
+                                continue
+                            instrument, checked = self._checked(request)
+                        except QuantdeskError as exc:
+                            results.append(exc)
+                            continue
+                        outcome = self._place(checked, instrument, context, account)
+                        results.append(outcome)
+                        account = None
+                        if isinstance(outcome, PlaceResult) and outcome.fills:
+                            filled = True
+                            account = self.account()
+                            if account.equity_usd > self.peak_equity:
+                                self.peak_equity = account.equity_usd
+                            if self.gate.breach(account) is not None:
+                                break  # commit what came before; the breaker trips below
+                if filled:
+                    self._after_change()
+        return results
+
+    def _replayed(self, request: OrderRequest) -> PlaceResult | None:
+        """A repeated client_order_id: the first order and its fills, placing nothing."""
+        if request.client_order_id is None or request.client_order_id not in self.by_client:
+            return None
+        if self._conn is not None:
+            self._flush(self._conn)  # in a batch, the first order may be earlier in the same transaction
+        order = self.get_order(self.by_client[request.client_order_id])
+        return PlaceResult(order, self.ledger.list_fills(symbol=None, order_id=order.order_id, since_ms=None,
+                                                         until_ms=None, liquidity=None, limit=1000)[::-1],
+                           replayed=True)
+
+    def _checked(self, request: OrderRequest) -> tuple[Instrument, OrderRequest]:
+        """The instrument and the order's shape: errors naming the field, before anything changes."""
+        instrument = self.instruments.get(request.symbol)
+        check_shape(request, instrument)
+        if request.time_in_force == "GTC" and request.order_type in ("market", "stop_market"):
+            # what a market order does not fill at once it never will: it is immediate-or-cancel
+            r = request
+            request = OrderRequest(r.symbol, r.side, r.order_type, r.quantity, r.price, r.stop_price, "IOC",
+                                   r.post_only, r.reduce_only, r.client_order_id)
+        return instrument, request
+
+    def _place(self, request: OrderRequest, instrument: Instrument, context: IntentContext,
+               account: AccountSnapshot | None = None) -> PlaceResult | InvalidArgument:
+        """One order inside the current step: grid, intent, risk, decision, then the order and its fills.
+        A grid problem leaves only its decision-log entry and comes back as the error to raise."""
+        self.metrics.orders_submitted += 1
+        market = self.markets[request.symbol]
+        notes: list[Reason] = []
+        if request.reduce_only:
+            request, notes = self._clamp_reduce_only(request, instrument)
+        now = self.now_ms
+        grid = grid_problems(request, instrument, market)
+        if grid:
+            self.gate.record(self._conn, None, request, context, now,
+                             [Reason(code, message) for _, code, message in grid], None)
+            for _, code, _ in grid:
+                self.metrics.rejections[code] += 1
+            return InvalidArgument.from_problems([Problem(path, f"{code}: {message}") for path, code, message
+                                                  in grid])
+        intent = self._intent(request, instrument, market, context, account)
+        reasons = self._engine_reasons(request, instrument, market)
+        refused = self.gate.check(intent)
+        if refused:
+            reasons += refused
+        seq, order_id = self._next_ids()
+        status: Any = "rejected" if reasons else ("pending_trigger" if request.stop_price is not None else "open")
+        order = Order(order_id, request.client_order_id, request.symbol, request.side, request.order_type,
+                      request.time_in_force, request.quantity, request.quantity, request.price, request.stop_price,
+                      request.post_only, request.reduce_only or context.operator, status, now, now, context.source,
+                      seq, signal_id=context.signal_id, reasons=reasons or notes)
+        if not reasons and instrument.is_perpetual and not order.reduce_only and self.gate.forces_reduce_only() \
+                and not intent.increases_exposure:
+            # paused: an order accepted because it reduces stays unable to increase for its whole life
+            order.reduce_only = True
+        fills: list[Fill] = []
+        order.decision_id = self.gate.record(self._conn, intent, request, context, now, reasons, order_id)
+        if order.client_order_id is not None:
+            self.by_client[order.client_order_id] = order_id
+        if reasons:
+            for reason in reasons:
+                self.metrics.rejections[reason.code] += 1
+            self._save_order(order)
+            self.emit(OrderRejected(now, order.snapshot()))
+        else:
+            self.metrics.orders_accepted += 1
+            self._opened(order)
+            self.emit(OrderAccepted(now, order.snapshot()))
+            fills = self._work(order, instrument)
+            self._save_order(order)
+        return PlaceResult(order, fills)
 
     def _clamp_reduce_only(self, request: OrderRequest, instrument: Instrument) -> tuple[OrderRequest, list[Reason]]:
         """A reduce-only order never asks for more than the live position (it would be refused or flip it)."""
@@ -583,12 +698,14 @@ class DeskEngine:
         size = self.positions[request.symbol].size if request.symbol in self.positions else 0.0
         if size == 0.0 or (size > 0) == (request.side == "buy") or request.quantity <= abs(size):
             return request, []
-        clamped = OrderRequest(**{**_fields(request), "quantity": abs(size)})
+        r = request
+        clamped = OrderRequest(r.symbol, r.side, r.order_type, abs(size), r.price, r.stop_price, r.time_in_force,
+                               r.post_only, r.reduce_only, r.client_order_id)
         return clamped, [Reason("REDUCE_ONLY_CLAMPED", f"quantity {request.quantity:g} clamped to the live position "
                                                        f"{abs(size):g}")]
 
     def _intent(self, request: OrderRequest, instrument: Instrument, market: MarketState,
-                context: IntentContext) -> OrderIntent:
+                context: IntentContext, account: AccountSnapshot | None = None) -> OrderIntent:
         book = market.book
         limit = request.price
         estimate: float | None
@@ -601,7 +718,8 @@ class DeskEngine:
         mark = market.reference_mark()
         price = estimate if estimate is not None else (mark or 0.0)
         notional = request.quantity * price
-        account = self.account()
+        if account is None:
+            account = self.account()
         sign = side_sign(request.side)
         fee = notional * instrument.taker_fee_bps * 1e-4
         required_usd = required_base = available_base = 0.0
@@ -624,13 +742,10 @@ class DeskEngine:
         position_value = (mark or price)
         delta = (after - before) * position_value
         return OrderIntent(
-            request=request, context=context, timestamp_ms=self.now_ms, is_perpetual=instrument.is_perpetual,
-            estimated_price=estimate, notional_usd=notional, mark_price=mark, position_before=before,
-            position_after=after, required_usd=required_usd, available_usd=account.available_usd,
-            required_base=required_base, available_base=available_base,
-            gross_after_usd=account.gross_exposure_usd - abs(before * position_value) + abs(after * position_value),
-            net_after_usd=account.net_exposure_usd + delta, leverage_setting=leverage,
-            max_leverage=instrument.max_leverage, account=account)
+            request, context, self.now_ms, instrument.is_perpetual, estimate, notional, mark, before, after,
+            required_usd, account.available_usd, required_base, available_base,
+            account.gross_exposure_usd - abs(before * position_value) + abs(after * position_value),
+            account.net_exposure_usd + delta, leverage, instrument.max_leverage, account)
 
     def _engine_reasons(self, request: OrderRequest, instrument: Instrument, market: MarketState) -> list[Reason]:
         """What the market itself refuses: no data, a post-only that would take, a stop already triggered."""
@@ -708,7 +823,8 @@ class DeskEngine:
         if order.reference_price is None:
             order.reference_price = book.touch(order.side)
         wanted = self._executable_quantity(order)
-        return [self._fill(order, instrument, quantity, price, "taker")
+        fill = self._fill
+        return [fill(order, instrument, quantity, price, "taker")
                 for price, quantity in book.take(order.side, wanted, limit, instrument.round_quantity)]
 
     def _fill(self, order: Order, instrument: Instrument, quantity: float, price: float, liquidity: Liquidity,
@@ -718,12 +834,13 @@ class DeskEngine:
         fee = fee_usd(quantity, price, bps)
         self._journal_seq += 1
         self._fill_seq += 1
-        seq, now = self._journal_seq, self.now_ms
+        seq, now, symbol = self._journal_seq, self.now_ms, order.symbol
         fill_id = f"fill-{self._fill_seq:08d}"
-        entries: list[tuple[Any, ...]] = []
+        entry = self._entry
         realized = covered = 0.0
-        if instrument.is_perpetual:
-            position = self.position(order.symbol)
+        perpetual = instrument.is_perpetual
+        if perpetual:
+            position = self.position(symbol)
             margin_before, size_before = position.isolated_margin_usd, position.size
             realized = apply_perp_fill(position, instrument, order.side, quantity, price)
             position.fees_usd += fee
@@ -732,50 +849,49 @@ class DeskEngine:
             elif size_before == 0.0 or (size_before > 0) != (position.size > 0):
                 position.opened_ms = now
             position.updated_ms = now
-            self._entry(entries, seq, "realized_pnl", SETTLEMENT_ASSET, realized, order.symbol, fill_id)
-            self._entry(entries, seq, "fee", SETTLEMENT_ASSET, -fee, order.symbol, fill_id)
+            entry(seq, "realized_pnl", SETTLEMENT_ASSET, realized, symbol, fill_id)
+            entry(seq, "fee", SETTLEMENT_ASSET, -fee, symbol, fill_id)
             if insurance is not None:
                 covered = insurance(realized - fee, margin_before)
                 if covered:
-                    self._entry(entries, seq, "insurance", SETTLEMENT_ASSET, covered, order.symbol, fill_id)
+                    entry(seq, "insurance", SETTLEMENT_ASSET, covered, symbol, fill_id)
         else:
             for asset, amount in spot_cash_flows(instrument, order.side, quantity, price):
-                self._entry(entries, seq, "trade", asset, amount, order.symbol, fill_id)
-            self._entry(entries, seq, "fee", instrument.quote, -fee, order.symbol, fill_id)
-        filled = instrument.round_quantity(order.filled_quantity + quantity)
-        order.average_price = ((order.average_price or 0.0) * order.filled_quantity + price * quantity) / filled
+                entry(seq, "trade", asset, amount, symbol, fill_id)
+            entry(seq, "fee", instrument.quote, -fee, symbol, fill_id)
+        previous = order.filled_quantity
+        filled = instrument.round_quantity(previous + quantity)
+        order.average_price = ((order.average_price or 0.0) * previous + price * quantity) / filled
         order.filled_quantity = filled
         order.fees_usd += fee
         order.updated_ms = now
         ref = reference if reference is not None else order.reference_price
-        fill = Fill(fill_id=fill_id, seq=seq, order_id=order.order_id, symbol=order.symbol, side=order.side,
-                    quantity=quantity, price=price, notional_usd=quantity * price, fee_usd=fee, liquidity=liquidity,
-                    reference_price=ref, slippage_bps=slippage_bps(order.side, price, ref),
-                    realized_pnl_usd=realized, insurance_usd=covered, timestamp_ms=now)
-        self.ledger.put_fill(self._conn, fill)
-        self._entries.extend(entries)
-        self.metrics.fills += 1
-        self.metrics.fills_by_liquidity[liquidity] += 1
-        self.emit(FillEvent(fill.to_dict()))
-        if instrument.is_perpetual:
-            position = self.positions[order.symbol]
-            self._dirty_positions[position.symbol] = position
-            self.emit(PositionEvent(now, self.describe_position(position)))
-        if order.filled_quantity >= order.quantity - 1e-12:
+        fill = Fill(fill_id, seq, order.order_id, symbol, order.side, quantity, price, quantity * price, fee,
+                    liquidity, ref, slippage_bps(order.side, price, ref), realized, covered, now)
+        self._fills.append(fill)
+        metrics = self.metrics
+        metrics.fills += 1
+        metrics.fills_by_liquidity[liquidity] += 1
+        events = self._events
+        events.append(FillEvent(fill))
+        if perpetual:
+            self._dirty_positions[symbol] = position
+            events.append(PositionEvent(now, self.describe_position(position)))
+        if filled >= order.quantity - 1e-12:
             order.status = "filled"
             self._closed(order)
         else:
             order.status = "partially_filled"
         self._rebook(order)
-        self._save_order(order)
-        if instrument.is_perpetual:
-            self._enforce_reduce_only(order.symbol)
+        self._dirty_orders[order.order_id] = order
+        if perpetual and self._reduce_only[symbol]:
+            self._enforce_reduce_only(symbol)
         return fill
 
-    def _entry(self, entries: list[tuple[Any, ...]], seq: int, kind: str, asset: str, amount: float,
-               symbol: str | None, ref: str | None) -> None:
+    def _entry(self, seq: int, kind: str, asset: str, amount: float, symbol: str | None, ref: str | None) -> None:
+        """A balance change: applied now, its ledger row written when the step commits."""
         value = add_balance(self.balances, asset, amount)
-        entries.append((seq, self.now_ms, kind, asset, amount, value, symbol, ref))
+        self._entries.append((seq, self.now_ms, kind, asset, amount, value, symbol, ref))
 
     def _save_order(self, order: Order) -> None:
         self._dirty_orders[order.order_id] = order
@@ -789,14 +905,16 @@ class DeskEngine:
         self._save_order(order)
         if status == "cancelled":
             self.metrics.cancels += 1
-            self.emit(OrderCancelled(self.now_ms, order.to_dict()))
+            self.emit(OrderCancelled(self.now_ms, order.snapshot()))
         elif status == "expired":
-            self.emit(OrderExpired(self.now_ms, order.to_dict()))
+            self.emit(OrderExpired(self.now_ms, order.snapshot()))
         else:
-            self.emit(OrderRejected(self.now_ms, order.to_dict()))
+            self.emit(OrderRejected(self.now_ms, order.snapshot()))
 
     def _enforce_reduce_only(self, symbol: str) -> None:
         """After the position moved: every open reduce-only order on it shrinks to it or is cancelled."""
+        if not self._reduce_only[symbol]:
+            return
         size = self.positions[symbol].size if symbol in self.positions else 0.0
         for order in list(self._reduce_only[symbol].values()):
             if size == 0.0 or (size > 0) == (order.side == "buy"):
@@ -809,7 +927,7 @@ class DeskEngine:
                                                         f"remaining quantity cut to the position {abs(size):g}")]
                 order.updated_ms = self.now_ms
                 self._save_order(order)
-                self.emit(OrderAmended(self.now_ms, order.to_dict()))
+                self.emit(OrderAmended(self.now_ms, order.snapshot()))
 
     def get_order(self, order_id: str) -> Order:
         order = self.open_orders.get(order_id) or self.ledger.get_order(order_id)
@@ -894,7 +1012,7 @@ class DeskEngine:
         order.triggered_ms = self.now_ms
         order.updated_ms = self.now_ms
         self._rebook(order)
-        self.emit(OrderTriggered(self.now_ms, order.to_dict()))
+        self.emit(OrderTriggered(self.now_ms, order.snapshot()))
         book = self.markets[order.symbol].book
         if instrument.kind == "spot" and order.side == "buy" and book is not None:
             estimate = book.estimate("buy", order.remaining, order.price) or order.stop_price or 0.0
@@ -974,7 +1092,7 @@ class DeskEngine:
         with self._step() as conn:
             self.ledger.put_funding(conn, record)
             if payment != 0.0:
-                self._entry(self._entries, record.seq, "funding", SETTLEMENT_ASSET, payment, symbol, None)
+                self._entry(record.seq, "funding", SETTLEMENT_ASSET, payment, symbol, None)
             if position is not None:
                 position.funding_usd += payment
                 position.updated_ms = at_ms
@@ -1084,10 +1202,6 @@ class DeskEngine:
             "maintenance_margin_usd": notional * rate, "liquidation_price": self.liquidation_price(p),
             "opened_ms": p.opened_ms, "updated_ms": p.updated_ms,
         }
-
-
-def _fields(request: OrderRequest) -> dict[str, Any]:
-    return {name: getattr(request, name) for name in request.__slots__}
 
 
 def _day_key(t_ms: int) -> int:

@@ -1,9 +1,16 @@
-"""The desk's typed bus events. Each names its topic; `to_dict` is the JSON every realtime door sends."""
+"""The desk's typed bus events. Each names its topic; `to_dict` is the JSON every realtime door sends.
+
+An event holds an immutable record (a fill, a snapshot of the order as it was) and renders its JSON only
+when a door asks for it: most events sit in the bus history and are never read, and the engine's hot path
+should not pay for dictionaries nobody renders. What `to_dict` returns is the same either way.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+from quantdesk.tools.desk.model import Fill, Order
 
 DESK_TOPICS: tuple[str, ...] = (
     "order_accepted", "order_rejected", "order_cancelled", "order_expired", "order_triggered", "order_amended",
@@ -14,13 +21,18 @@ DESK_TOPICS: tuple[str, ...] = (
 @dataclass(frozen=True, slots=True)
 class _OrderEvent:
     timestamp_ms: int
-    order: dict[str, Any]
+    snapshot: Order
+    """A copy of the order taken when the event happened (the engine's order object moves on)."""
 
     topic: ClassVar[str] = ""
 
+    @property
+    def order(self) -> dict[str, Any]:
+        return self.snapshot.to_dict()
+
     def to_dict(self) -> dict[str, Any]:
-        return {"event_type": self.topic, "timestamp_ms": self.timestamp_ms, "symbol": self.order["symbol"],
-                "order": self.order}
+        return {"event_type": self.topic, "timestamp_ms": self.timestamp_ms, "symbol": self.snapshot.symbol,
+                "order": self.snapshot.to_dict()}
 
 
 class OrderAccepted(_OrderEvent):
@@ -53,13 +65,17 @@ class OrderAmended(_OrderEvent):
 
 @dataclass(frozen=True, slots=True)
 class FillEvent:
-    fill: dict[str, Any]
+    record: Fill
 
     topic: ClassVar[str] = "fill"
 
+    @property
+    def fill(self) -> dict[str, Any]:
+        return self.record.to_dict()
+
     def to_dict(self) -> dict[str, Any]:
-        return {"event_type": self.topic, "timestamp_ms": self.fill["timestamp_ms"], "symbol": self.fill["symbol"],
-                "fill": self.fill}
+        return {"event_type": self.topic, "timestamp_ms": self.record.timestamp_ms, "symbol": self.record.symbol,
+                "fill": self.record.to_dict()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,12 @@ _ORDER_COLUMNS = ("order_id", "seq", "client_order_id", "symbol", "side", "order
 _UPSERT_ORDER = (f"INSERT INTO desk_orders ({', '.join(_ORDER_COLUMNS)}) "
                  f"VALUES ({', '.join('?' * len(_ORDER_COLUMNS))}) ON CONFLICT (seq) DO UPDATE SET "
                  + ", ".join(f"{c} = excluded.{c}" for c in _ORDER_COLUMNS if c not in ("seq", "order_id")))
+_INSERT_ORDER = (f"INSERT INTO desk_orders ({', '.join(_ORDER_COLUMNS)}) "
+                 f"VALUES ({', '.join('?' * len(_ORDER_COLUMNS))})")
+_MUTABLE_ORDER_COLUMNS = ("quantity", "reduce_only", "status", "filled_quantity", "average_price", "fees_usd",
+                          "updated_ms", "triggered_ms", "decision_id", "reference_price", "reasons")
+"""What can change once an order is stored; none of it is in a unique index, so an update leaves those alone."""
+_UPDATE_ORDER = (f"UPDATE desk_orders SET {', '.join(f'{c} = ?' for c in _MUTABLE_ORDER_COLUMNS)} WHERE seq = ?")
 _FILL_COLUMNS = ("seq", "fill_id", "order_id", "symbol", "side", "quantity", "price", "notional_usd", "fee_usd",
                  "liquidity", "reference_price", "slippage_bps", "realized_pnl_usd", "insurance_usd", "timestamp_ms")
 _INSERT_FILL = f"INSERT INTO desk_fills ({', '.join(_FILL_COLUMNS)}) VALUES ({', '.join('?' * len(_FILL_COLUMNS))})"
@@ -94,8 +100,17 @@ def order_row(order: Order) -> tuple[Any, ...]:
             order.time_in_force, order.quantity, order.original_quantity, order.price, order.stop_price,
             int(order.post_only), int(order.reduce_only), order.status, order.filled_quantity, order.average_price,
             order.fees_usd, order.created_ms, order.updated_ms, order.triggered_ms, order.source, order.decision_id,
-            order.signal_id, order.reference_price,
-            json.dumps([r.to_dict() for r in order.reasons]) if order.reasons else "[]")
+            order.signal_id, order.reference_price, _reasons_json(order.reasons))
+
+
+def _reasons_json(reasons: list[Reason]) -> str:
+    return json.dumps([r.to_dict() for r in reasons]) if reasons else "[]"
+
+
+def fill_row(fill: Fill) -> tuple[Any, ...]:
+    return (fill.seq, fill.fill_id, fill.order_id, fill.symbol, fill.side, fill.quantity, fill.price,
+            fill.notional_usd, fill.fee_usd, fill.liquidity, fill.reference_price, fill.slippage_bps,
+            fill.realized_pnl_usd, fill.insurance_usd, fill.timestamp_ms)
 
 
 def order_from_row(row: sqlite3.Row) -> Order:
@@ -156,11 +171,24 @@ class Ledger:
         _many(conn, _UPSERT_ORDER, [order_row(o) for o in orders])
 
     @staticmethod
+    def insert_orders(conn: sqlite3.Connection, orders: list[Order]) -> None:
+        """Orders not stored yet."""
+        _many(conn, _INSERT_ORDER, [order_row(o) for o in orders])
+
+    @staticmethod
+    def update_orders(conn: sqlite3.Connection, orders: list[Order]) -> None:
+        """Orders already stored: only the columns that can change."""
+        _many(conn, _UPDATE_ORDER, [(o.quantity, int(o.reduce_only), o.status, o.filled_quantity, o.average_price,
+                                     o.fees_usd, o.updated_ms, o.triggered_ms, o.decision_id, o.reference_price,
+                                     _reasons_json(o.reasons), o.seq) for o in orders])
+
+    @staticmethod
     def put_fill(conn: sqlite3.Connection, fill: Fill) -> None:
-        conn.execute(_INSERT_FILL, (fill.seq, fill.fill_id, fill.order_id, fill.symbol, fill.side, fill.quantity,
-                                    fill.price, fill.notional_usd, fill.fee_usd, fill.liquidity,
-                                    fill.reference_price, fill.slippage_bps, fill.realized_pnl_usd,
-                                    fill.insurance_usd, fill.timestamp_ms))
+        conn.execute(_INSERT_FILL, fill_row(fill))
+
+    @staticmethod
+    def put_fills(conn: sqlite3.Connection, fills: list[Fill]) -> None:
+        _many(conn, _INSERT_FILL, [fill_row(f) for f in fills])
 
     @staticmethod
     def put_entries(conn: sqlite3.Connection, entries: list[tuple[Any, ...]]) -> None:

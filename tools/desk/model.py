@@ -108,6 +108,14 @@ class Order:
     def remaining(self) -> float:
         return max(0.0, self.quantity - self.filled_quantity)
 
+    def snapshot(self) -> Order:
+        """A copy of the order as it is now (for an event that renders it later)."""
+        return Order(self.order_id, self.client_order_id, self.symbol, self.side, self.order_type, self.time_in_force,
+                     self.quantity, self.original_quantity, self.price, self.stop_price, self.post_only,
+                     self.reduce_only, self.status, self.created_ms, self.updated_ms, self.source, self.seq,
+                     self.filled_quantity, self.average_price, self.fees_usd, self.decision_id, self.signal_id,
+                     self.reference_price, self.triggered_ms, self.reasons[:])
+
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES

@@ -90,7 +90,8 @@ class DeskService:
         self._clock = clock
         self._control = ControlPlane(state, clock_ms=self._now_ms, publish=self.bus.publish, fresh=fresh)
         self._engine = DeskEngine(instruments=instruments, ledger=ledger, config=config, clock=clock,
-                                  feed_factory=feed_factory, publish=self.bus.publish, gate=self._control)
+                                  feed_factory=feed_factory, publish=self.bus.publish, gate=self._control,
+                                  publish_all=self.bus.publish_all)
         self._control.attach(self._engine)
 
     def _now_ms(self) -> int:
