@@ -5,7 +5,10 @@ queue is full its oldest event is dropped and counted (a dashboard wants the new
 count tells it that it missed some and should re-read). Publishing costs one lock and one append
 per interested subscriber, from any thread; an asyncio consumer is woken through its own loop.
 A short history lets a new subscriber start from a sequence number it already knows, so an action
-and the events it caused can be read without a race.
+and the events it caused can be read without a race. An event that can pack itself into a tuple of plain
+values (`PackableEvent`) is kept in the history in that form, which the garbage collector does not track:
+ten thousand events held as objects would cost every collection a walk over them (the desk publishes
+four events per order); the event object is rebuilt only for a subscriber that asks for the history.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 DEFAULT_QUEUE = 1_000
 MAX_QUEUE = 100_000
@@ -31,6 +34,20 @@ class BusEvent(Protocol):
     topic: ClassVar[str]
 
     def to_dict(self) -> dict[str, Any]: ...
+
+
+class PackableEvent(BusEvent, Protocol):
+    """An event that the history can hold as a tuple of plain values (str, int, float, bool, None, tuples of
+    them) and rebuild exactly."""
+
+    def packed(self) -> tuple[Any, ...]: ...
+
+    @classmethod
+    def unpacked(cls, packed: tuple[Any, ...]) -> Self: ...
+
+
+_Packed = tuple[int, int, int, tuple[Any, ...]]
+"""A history entry of a packable event: (seq, index of its class, published_ms, packed event)."""
 
 
 @dataclass(slots=True)
@@ -191,7 +208,10 @@ class EventBus:
         self._seq = 0
         self._ids = itertools.count(1)
         self._subscribers: tuple[Subscription, ...] = ()
-        self._history: deque[Envelope] = deque(maxlen=history)
+        self._history: deque[Envelope | _Packed] = deque(maxlen=history)
+        self._kinds: dict[type, int] = {}
+        """Per event class: its index in `_classes` if it packs, else -1."""
+        self._classes: list[type[PackableEvent]] = []
         self._dropped_total = 0
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
 
@@ -199,7 +219,7 @@ class EventBus:
         with self._lock:
             self._seq += 1
             envelope = Envelope(self._seq, event.topic, self._clock_ms(), event)
-            self._history.append(envelope)
+            self._history.append(self._entry(envelope))
             subscribers = self._subscribers
         for subscriber in subscribers:
             if subscriber.wants(envelope.topic):
@@ -211,15 +231,51 @@ class EventBus:
         with self._lock:
             now = self._clock_ms()
             seq = self._seq
-            envelopes = []
+            subscribers = self._subscribers
+            envelopes: list[Envelope] = []
+            append = self._history.append
+            kinds = self._kinds
             for event in events:
                 seq += 1
-                envelopes.append(Envelope(seq, event.topic, now, event))
+                kind = kinds.get(type(event))
+                if kind is None:
+                    kind = self._register(type(event))
+                if kind >= 0:
+                    append((seq, kind, now, event.packed()))  # type: ignore[attr-defined]
+                    if subscribers:
+                        envelopes.append(Envelope(seq, event.topic, now, event))
+                else:
+                    envelope = Envelope(seq, event.topic, now, event)
+                    append(envelope)
+                    envelopes.append(envelope)
             self._seq = seq
-            self._history.extend(envelopes)
-            subscribers = self._subscribers
-        for subscriber in subscribers:
-            subscriber.offer_all(envelopes)
+        if envelopes:
+            for subscriber in subscribers:
+                subscriber.offer_all(envelopes)
+
+    def _register(self, cls: type) -> int:
+        packs = callable(getattr(cls, "packed", None)) and callable(getattr(cls, "unpacked", None))
+        self._kinds[cls] = len(self._classes) if packs else -1
+        if packs:
+            self._classes.append(cls)
+        return self._kinds[cls]
+
+    def _entry(self, envelope: Envelope) -> Envelope | _Packed:
+        """What the history keeps of an envelope (called under the bus lock)."""
+        cls = type(envelope.event)
+        kind = self._kinds.get(cls)
+        if kind is None:
+            kind = self._register(cls)
+        if kind < 0:
+            return envelope
+        return envelope.seq, kind, envelope.published_ms, envelope.event.packed()  # type: ignore[attr-defined]
+
+    def _envelope(self, entry: Envelope | _Packed) -> Envelope:
+        if isinstance(entry, Envelope):
+            return entry
+        seq, kind, published_ms, packed = entry
+        cls = self._classes[kind]
+        return Envelope(seq, cls.topic, published_ms, cls.unpacked(packed))
 
     def subscribe(self, topics: Iterable[str] | None = None, *, name: str = "subscriber",
                   max_queue: int = DEFAULT_QUEUE, since_seq: int | None = None) -> Subscription:
@@ -230,9 +286,12 @@ class EventBus:
         with self._lock:
             subscription = Subscription(self, next(self._ids), name, wanted, max_queue)
             if since_seq is not None:
-                for envelope in self._history:
-                    if envelope.seq > since_seq and subscription.wants(envelope.topic):
-                        subscription.offer(envelope)
+                for entry in self._history:
+                    seq = entry[0] if isinstance(entry, tuple) else entry.seq
+                    if seq > since_seq:
+                        envelope = self._envelope(entry)
+                        if subscription.wants(envelope.topic):
+                            subscription.offer(envelope)
             self._subscribers = (*self._subscribers, subscription)
         return subscription
 

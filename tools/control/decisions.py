@@ -93,27 +93,29 @@ class DecisionLog:
                order_id: str | None, risk_passed: bool, reasons: list[tuple[str, str]],
                details: dict[str, Any]) -> Decision:
         """Append in the caller's transaction (after any staged entries, which keep their place)."""
-        decision = self.stage(timestamp_ms=timestamp_ms, decision_type=decision_type, source=source, symbol=symbol,
-                              summary=summary, agent_votes=agent_votes, signal_id=signal_id, order_id=order_id,
-                              risk_passed=risk_passed, reasons=reasons, details=details)
+        row = self.stage(timestamp_ms=timestamp_ms, decision_type=decision_type, source=source, symbol=symbol,
+                         summary=summary, agent_votes=agent_votes, signal_id=signal_id, order_id=order_id,
+                         risk_passed=risk_passed, reasons=reasons, details=details)
         self.write_staged(conn)
-        return decision
+        return Decision(row[0], row[1], timestamp_ms, decision_type, source, symbol, summary, agent_votes, signal_id,
+                        order_id, risk_passed, [c for c, _ in reasons], [m for _, m in reasons], details)
 
     def stage(self, *, timestamp_ms: int, decision_type: str, source: str, symbol: str | None, summary: str,
               agent_votes: list[dict[str, Any]], signal_id: str | None, order_id: str | None, risk_passed: bool,
-              reasons: list[tuple[str, str]], details: dict[str, Any]) -> Decision:
+              reasons: list[tuple[str, str]], details: dict[str, Any]) -> tuple[Any, ...]:
         """An entry whose row waits for `write_staged` in the same transaction (one statement for a step's
-        entries); `discard_staged` after a rollback. The sequence is only advanced for good if it commits."""
+        entries); `discard_staged` after a rollback. The sequence is only advanced for good if it commits.
+        Returns the row as it will be stored (`decision_from_row` reads it)."""
         seq = self._seq + 1
-        codes = [c for c, _ in reasons]
-        messages = [m for _, m in reasons]
-        decision = Decision(seq, f"decision_{seq:08d}", timestamp_ms, decision_type, source, symbol, summary,
-                            agent_votes, signal_id, order_id, risk_passed, codes, messages, details)
-        self._staged.append((seq, decision.decision_id, timestamp_ms, decision_type, source, symbol, summary,
-                             _json(agent_votes), signal_id, order_id, int(risk_passed), _json(codes),
-                             _json(messages), _json(details)))
+        if reasons:
+            codes, messages = _json([c for c, _ in reasons]), _json([m for _, m in reasons])
+        else:
+            codes = messages = "[]"
+        row = (seq, f"decision_{seq:08d}", timestamp_ms, decision_type, source, symbol, summary, _json(agent_votes),
+               signal_id, order_id, int(risk_passed), codes, messages, _json(details))
+        self._staged.append(row)
         self._seq = seq
-        return decision
+        return row
 
     def write_staged(self, conn: sqlite3.Connection) -> None:
         staged = self._staged
@@ -174,6 +176,12 @@ class DecisionLog:
 
 def _json(value: Any) -> str:
     return "[]" if value == [] else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def decision_from_row(row: tuple[Any, ...]) -> Decision:
+    """A decision from its stored row (the tuple `DecisionLog.stage` returns, in the table's column order)."""
+    return Decision(row[0], row[1], row[2], row[3], row[4], row[5], row[6], json.loads(row[7]), row[8], row[9],
+                    bool(row[10]), json.loads(row[11]), json.loads(row[12]), json.loads(row[13]))
 
 
 def _decision(r: sqlite3.Row) -> Decision:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from quantdesk.tools.control.decisions import Decision
+from quantdesk.tools.control.decisions import decision_from_row
 
 CONTROL_TOPICS: tuple[str, ...] = ("state_change", "risk_event", "decision")
 
@@ -45,15 +45,22 @@ class RiskEventOccurred:
 
 @dataclass(frozen=True, slots=True)
 class DecisionRecorded:
-    record: Decision
-    """The immutable log entry; its JSON is rendered when a door reads the event."""
+    row: tuple[Any, ...]
+    """The decision-log row as stored (plain values); the decision's JSON is rendered when a door reads it."""
 
     topic: ClassVar[str] = "decision"
 
     @property
     def decision(self) -> dict[str, Any]:
-        return self.record.to_dict()
+        return decision_from_row(self.row).to_dict()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event_type": self.topic, "timestamp_ms": self.record.timestamp_ms, "symbol": self.record.symbol,
-                "decision": self.record.to_dict()}
+        return {"event_type": self.topic, "timestamp_ms": self.row[2], "symbol": self.row[5],
+                "decision": self.decision}
+
+    def packed(self) -> tuple[Any, ...]:
+        return self.row
+
+    @classmethod
+    def unpacked(cls, packed: tuple[Any, ...]) -> Self:
+        return cls(packed)

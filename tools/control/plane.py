@@ -163,19 +163,19 @@ class ControlPlane:
         else:
             details = {"client_order_id": request.client_order_id}
         # staged: the engine writes a step's entries in one statement when the step commits (`flush`)
-        decision = self.log.stage(
+        row = self.log.stage(
             timestamp_ms=timestamp_ms, decision_type="order_intent", source=context.source,
             symbol=request.symbol, summary=summary,
             agent_votes=[v.to_dict() for v in context.agent_votes] if context.agent_votes else [],
             signal_id=context.signal_id, order_id=order_id if passed else None, risk_passed=passed,
             reasons=[(r.code, r.message) for r in reasons] if reasons else [], details=details)
         engine = self._engine()
-        engine.emit(DecisionRecorded(decision))
+        engine.emit(DecisionRecorded(row))
+        decision_id: str = row[1]
         if reasons:
             engine.emit(RiskEventOccurred(timestamp_ms, reasons[0].code, reasons[0].message, request.symbol,
-                                          {"decision_id": decision.decision_id,
-                                           "codes": [r.code for r in reasons]}))
-        return decision.decision_id
+                                          {"decision_id": decision_id, "codes": [r.code for r in reasons]}))
+        return decision_id
 
     def flush(self, conn: sqlite3.Connection) -> None:
         self.log.write_staged(conn)
@@ -260,10 +260,11 @@ class ControlPlane:
     def _control_decision(self, conn: sqlite3.Connection, now: int, command: str, actor: str, summary: str,
                           symbol: str | None, details: dict[str, Any]) -> DecisionRecorded:
         """Log a control action in the caller's transaction; publish the returned event once it commits."""
-        decision = self.log.append(conn, timestamp_ms=now, decision_type="control", source=f"control:{command}",
-                                   symbol=symbol, summary=summary, agent_votes=[], signal_id=None, order_id=None,
-                                   risk_passed=True, reasons=[], details={"actor": actor, **details})
-        return DecisionRecorded(decision)
+        row = self.log.stage(timestamp_ms=now, decision_type="control", source=f"control:{command}", symbol=symbol,
+                             summary=summary, agent_votes=[], signal_id=None, order_id=None, risk_passed=True,
+                             reasons=[], details={"actor": actor, **details})
+        self.log.write_staged(conn)
+        return DecisionRecorded(row)
 
     def _transition(self, new: ControlState, previous: str, command: str, details: dict[str, Any],
                     risk_event: tuple[str, str, dict[str, Any]] | None = None) -> None:

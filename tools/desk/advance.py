@@ -202,22 +202,38 @@ class MarketProcessor:
             chunks = {s: self.feed.chunk(s, a, b) for s in self.symbols}
             before = {s: self._premium_now(s) for s in self.funding}
             cursors = {s: [0, 0] for s in self.symbols}
-            while (trigger := self._first_trigger(chunks, cursors)) is not None:
+            trigger = self._first_trigger(chunks, cursors)
+            while trigger is not None:
+                if trigger[2] == _TRADE:
+                    # consecutive prints share a transaction (see DeskEngine.print_group)
+                    with engine.print_group():
+                        while trigger is not None and trigger[2] == _TRADE:
+                            self._apply_before(chunks, cursors, trigger)
+                            t, si, _, row = trigger
+                            symbol = self.symbols[si]
+                            chunk = chunks[symbol]
+                            engine.now_ms = max(engine.now_ms, t)
+                            cursors[symbol][1] = row + 1
+                            metrics.market_events += 1
+                            engine.on_print(symbol, t, float(chunk.trade_px[row]), float(chunk.trade_sz[row]))
+                            if engine.interrupted or engine.group_done:
+                                break
+                            trigger = self._first_trigger(chunks, cursors)
+                    if engine.interrupted:
+                        break
+                    trigger = self._first_trigger(chunks, cursors)
+                    continue
                 self._apply_before(chunks, cursors, trigger)
-                t, si, kind, row = trigger
+                t, si, _, row = trigger
                 symbol = self.symbols[si]
                 chunk = chunks[symbol]
                 engine.now_ms = max(engine.now_ms, t)
-                if kind == _TRADE:
-                    cursors[symbol][1] = row + 1
-                    metrics.market_events += 1
-                    engine.on_print(symbol, t, float(chunk.trade_px[row]), float(chunk.trade_sz[row]))
-                else:
-                    self._apply(symbol, chunk, row, row + 1, 0, 0)
-                    cursors[symbol][0] = row + 1
-                    engine.check_liquidations(t)
+                self._apply(symbol, chunk, row, row + 1, 0, 0)
+                cursors[symbol][0] = row + 1
+                engine.check_liquidations(t)
                 if engine.interrupted:
                     break
+                trigger = self._first_trigger(chunks, cursors)
             if engine.interrupted:
                 report.interrupted = True
                 break

@@ -36,6 +36,7 @@ from quantdesk.tools.desk.book import LiveBook
 from quantdesk.tools.desk.clock import Clock, SimulatedClock
 from quantdesk.tools.desk.config import DeskConfig
 from quantdesk.tools.desk.events import (
+    POSITION_KEYS,
     EquityEvent,
     FillEvent,
     FundingEvent,
@@ -74,6 +75,8 @@ if TYPE_CHECKING:
 
 DEFAULT_LEVERAGE = 5.0
 _TOOL_CONTEXT = IntentContext()
+PRINT_GROUP_FILLS = 1000
+"""An advance commits a group of trade prints once they have made this many fills (or at the next breaker)."""
 MAX_ADVANCE_MS = 31 * 86_400_000
 _OPEN_LIMIT = ("open", "partially_filled")
 
@@ -156,6 +159,8 @@ class DeskEngine:
         self._dirty_positions: dict[str, Position] = {}
         self._entries: list[tuple[Any, ...]] = []
         self._fills: list[Fill] = []
+        self._group_fills = 0
+        self._group_breach = self._group_changed = False
         self.markets: dict[str, MarketState] = {s: MarketState() for s in instruments.by_symbol}
         self._load()
 
@@ -354,6 +359,37 @@ class DeskEngine:
             with self._step() as conn:
                 self._save_meta(conn)
             return report
+
+    @contextmanager
+    def print_group(self) -> Iterator[None]:
+        """Trade prints handled inside share one transaction (each print whole, with every fill and trigger it
+        caused): a crash loses or keeps them together, and the desk time stored with them says so. A print
+        that trips a circuit breaker ends the group (see `group_done`); the breaker acts once it commits."""
+        self._group_fills = self.metrics.fills
+        self._group_breach = False
+        with self._step():
+            yield
+        if self._group_changed:
+            self._group_changed = False
+            self._after_change()
+
+    @property
+    def group_done(self) -> bool:
+        """The current print group should commit now: a breaker is due, or it holds enough fills."""
+        return self._group_breach or self.metrics.fills - self._group_fills >= PRINT_GROUP_FILLS
+
+    def _changed(self) -> None:
+        """After a change of money or positions: the breakers now, or, inside a print group, a note that the
+        group must end here and run them once it commits (nothing may act on uncommitted state)."""
+        if self._conn is None:
+            self._after_change()
+            return
+        self._group_changed = True
+        account = self.account()
+        if account.equity_usd > self.peak_equity:
+            self.peak_equity = account.equity_usd
+        if self.gate.breach(account) is not None:
+            self._group_breach = True
 
     def request_interrupt(self) -> None:
         """Ask a running advance to stop at its next step (the kill switch must not wait for a long advance)."""
@@ -682,11 +718,11 @@ class DeskEngine:
             for reason in reasons:
                 self.metrics.rejections[reason.code] += 1
             self._save_order(order)
-            self.emit(OrderRejected(now, order.snapshot()))
+            self.emit(OrderRejected(now, order.state()))
         else:
             self.metrics.orders_accepted += 1
             self._opened(order)
-            self.emit(OrderAccepted(now, order.snapshot()))
+            self.emit(OrderAccepted(now, order.state()))
             fills = self._work(order, instrument)
             self._save_order(order)
         return PlaceResult(order, fills)
@@ -876,7 +912,7 @@ class DeskEngine:
         events.append(FillEvent(fill))
         if perpetual:
             self._dirty_positions[symbol] = position
-            events.append(PositionEvent(now, self.describe_position(position)))
+            events.append(PositionEvent(now, self.position_state(position)))
         if filled >= order.quantity - 1e-12:
             order.status = "filled"
             self._closed(order)
@@ -905,11 +941,11 @@ class DeskEngine:
         self._save_order(order)
         if status == "cancelled":
             self.metrics.cancels += 1
-            self.emit(OrderCancelled(self.now_ms, order.snapshot()))
+            self.emit(OrderCancelled(self.now_ms, order.state()))
         elif status == "expired":
-            self.emit(OrderExpired(self.now_ms, order.snapshot()))
+            self.emit(OrderExpired(self.now_ms, order.state()))
         else:
-            self.emit(OrderRejected(self.now_ms, order.snapshot()))
+            self.emit(OrderRejected(self.now_ms, order.state()))
 
     def _enforce_reduce_only(self, symbol: str) -> None:
         """After the position moved: every open reduce-only order on it shrinks to it or is cancelled."""
@@ -927,7 +963,7 @@ class DeskEngine:
                                                         f"remaining quantity cut to the position {abs(size):g}")]
                 order.updated_ms = self.now_ms
                 self._save_order(order)
-                self.emit(OrderAmended(self.now_ms, order.snapshot()))
+                self.emit(OrderAmended(self.now_ms, order.state()))
 
     def get_order(self, order_id: str) -> Order:
         order = self.open_orders.get(order_id) or self.ledger.get_order(order_id)
@@ -1004,7 +1040,7 @@ class DeskEngine:
                 if order.is_open:
                     made += len(self._trigger(order, instrument))
         if made or triggered:
-            self._after_change()
+            self._changed()
         return made
 
     def _trigger(self, order: Order, instrument: Instrument) -> list[Fill]:
@@ -1012,7 +1048,7 @@ class DeskEngine:
         order.triggered_ms = self.now_ms
         order.updated_ms = self.now_ms
         self._rebook(order)
-        self.emit(OrderTriggered(self.now_ms, order.snapshot()))
+        self.emit(OrderTriggered(self.now_ms, order.state()))
         book = self.markets[order.symbol].book
         if instrument.kind == "spot" and order.side == "buy" and book is not None:
             estimate = book.estimate("buy", order.remaining, order.price) or order.stop_price or 0.0
@@ -1174,7 +1210,7 @@ class DeskEngine:
                 self._dirty_positions[symbol] = position
             for order in [o for o in self.open_orders.values() if o.symbol == symbol]:
                 self._rebook(order)
-            self.emit(PositionEvent(self.now_ms, self.describe_position(position)))
+            self.emit(PositionEvent(self.now_ms, self.position_state(position)))
 
     def _perpetual(self, symbol: str) -> Instrument:
         instrument = self.instruments.get(symbol)
@@ -1186,22 +1222,34 @@ class DeskEngine:
     # --- views ----------------------------------------------------------------------------------------
 
     def describe_position(self, p: Position) -> dict[str, Any]:
-        mark = self._mark(p.symbol, p.entry_price)
-        instrument = self.instruments.by_symbol[p.symbol]
-        rate = instrument.maintenance_margin_rate or 0.0
-        notional = abs(p.size) * mark
-        return {
-            "symbol": p.symbol, "side": "long" if p.size > 0 else ("short" if p.size < 0 else "flat"),
-            "size": p.size, "entry_price": p.entry_price if p.size else None, "mark_price": mark or None,
-            "notional_usd": notional, "unrealized_pnl_usd": unrealized_pnl(p, mark),
-            "realized_pnl_usd": p.realized_pnl_usd, "fees_usd": p.fees_usd, "funding_usd": p.funding_usd,
-            "net_pnl_usd": p.realized_pnl_usd + unrealized_pnl(p, mark) - p.fees_usd + p.funding_usd,
-            "margin_mode": p.margin_mode, "leverage": p.leverage,
-            "isolated_margin_usd": p.isolated_margin_usd if p.margin_mode == "isolated" else None,
-            "initial_margin_usd": p.isolated_margin_usd if p.margin_mode == "isolated" else notional / p.leverage,
-            "maintenance_margin_usd": notional * rate, "liquidation_price": self.liquidation_price(p),
-            "opened_ms": p.opened_ms, "updated_ms": p.updated_ms,
-        }
+        return dict(zip(POSITION_KEYS, self.position_state(p), strict=True))
+
+    def position_state(self, p: Position) -> tuple[Any, ...]:
+        """`describe_position`'s values in POSITION_KEYS order, as plain values (what a position event keeps).
+
+        Computed on every fill, so written out flat: the liquidation price inlines `liquidation_price`."""
+        symbol, size, entry = p.symbol, p.size, p.entry_price
+        market = self.markets[symbol]
+        mark = market.mark if market.mark is not None else market.last_price
+        if mark is None:
+            mark = entry
+        rate = self.instruments.by_symbol[symbol].maintenance_margin_rate or 0.0
+        notional = abs(size) * mark
+        upnl = size * (mark - entry) if size else 0.0
+        isolated = p.margin_mode == "isolated"
+        if size == 0.0:
+            liquidation: float | None = None
+        elif isolated:
+            liquidation = isolated_liquidation_price(p, rate)
+        else:
+            own = upnl - notional * rate
+            liquidation = cross_liquidation_price(p, rate, self._cross_excess() - own)
+        return (symbol, "long" if size > 0 else ("short" if size < 0 else "flat"), size, entry if size else None,
+                mark or None, notional, upnl, p.realized_pnl_usd, p.fees_usd, p.funding_usd,
+                p.realized_pnl_usd + upnl - p.fees_usd + p.funding_usd, p.margin_mode, p.leverage,
+                p.isolated_margin_usd if isolated else None,
+                p.isolated_margin_usd if isolated else notional / p.leverage, notional * rate, liquidation,
+                p.opened_ms, p.updated_ms)
 
 
 def _day_key(t_ms: int) -> int:

@@ -1,14 +1,15 @@
 """The desk's typed bus events. Each names its topic; `to_dict` is the JSON every realtime door sends.
 
-An event holds an immutable record (a fill, a snapshot of the order as it was) and renders its JSON only
-when a door asks for it: most events sit in the bus history and are never read, and the engine's hot path
-should not pay for dictionaries nobody renders. What `to_dict` returns is the same either way.
+The frequent events (orders, fills, positions) hold plain values (the order as it was, as a tuple) and
+render their JSON only when a door asks: most of them sit in the bus history and are never read. They
+also pack into tuples of plain values (`packed`/`unpacked`), which is how the bus keeps its history
+without the garbage collector walking it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from quantdesk.tools.desk.model import Fill, Order
 
@@ -21,18 +22,25 @@ DESK_TOPICS: tuple[str, ...] = (
 @dataclass(frozen=True, slots=True)
 class _OrderEvent:
     timestamp_ms: int
-    snapshot: Order
-    """A copy of the order taken when the event happened (the engine's order object moves on)."""
+    state: tuple[Any, ...]
+    """`Order.state()` when the event happened (the engine's order object moves on)."""
 
     topic: ClassVar[str] = ""
 
     @property
     def order(self) -> dict[str, Any]:
-        return self.snapshot.to_dict()
+        return Order.from_state(self.state).to_dict()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event_type": self.topic, "timestamp_ms": self.timestamp_ms, "symbol": self.snapshot.symbol,
-                "order": self.snapshot.to_dict()}
+        return {"event_type": self.topic, "timestamp_ms": self.timestamp_ms, "symbol": self.state[2],
+                "order": self.order}
+
+    def packed(self) -> tuple[Any, ...]:
+        return self.timestamp_ms, self.state
+
+    @classmethod
+    def unpacked(cls, packed: tuple[Any, ...]) -> Self:
+        return cls(*packed)
 
 
 class OrderAccepted(_OrderEvent):
@@ -77,17 +85,43 @@ class FillEvent:
         return {"event_type": self.topic, "timestamp_ms": self.record.timestamp_ms, "symbol": self.record.symbol,
                 "fill": self.record.to_dict()}
 
+    def packed(self) -> tuple[Any, ...]:
+        return self.record.state()
+
+    @classmethod
+    def unpacked(cls, packed: tuple[Any, ...]) -> Self:
+        return cls(Fill(*packed))
+
+
+POSITION_KEYS: tuple[str, ...] = (
+    "symbol", "side", "size", "entry_price", "mark_price", "notional_usd", "unrealized_pnl_usd", "realized_pnl_usd",
+    "fees_usd", "funding_usd", "net_pnl_usd", "margin_mode", "leverage", "isolated_margin_usd", "initial_margin_usd",
+    "maintenance_margin_usd", "liquidation_price", "opened_ms", "updated_ms")
+"""The fields of a described position (DeskEngine.describe_position), in order."""
+
 
 @dataclass(frozen=True, slots=True)
 class PositionEvent:
     timestamp_ms: int
-    position: dict[str, Any]
+    state: tuple[Any, ...]
+    """The position as described when it changed: values in POSITION_KEYS order."""
 
     topic: ClassVar[str] = "position"
 
+    @property
+    def position(self) -> dict[str, Any]:
+        return dict(zip(POSITION_KEYS, self.state, strict=True))
+
     def to_dict(self) -> dict[str, Any]:
-        return {"event_type": self.topic, "timestamp_ms": self.timestamp_ms, "symbol": self.position["symbol"],
+        return {"event_type": self.topic, "timestamp_ms": self.timestamp_ms, "symbol": self.state[0],
                 "position": self.position}
+
+    def packed(self) -> tuple[Any, ...]:
+        return self.timestamp_ms, self.state
+
+    @classmethod
+    def unpacked(cls, packed: tuple[Any, ...]) -> Self:
+        return cls(*packed)
 
 
 @dataclass(frozen=True, slots=True)

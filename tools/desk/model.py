@@ -109,12 +109,23 @@ class Order:
         return max(0.0, self.quantity - self.filled_quantity)
 
     def snapshot(self) -> Order:
-        """A copy of the order as it is now (for an event that renders it later)."""
-        return Order(self.order_id, self.client_order_id, self.symbol, self.side, self.order_type, self.time_in_force,
-                     self.quantity, self.original_quantity, self.price, self.stop_price, self.post_only,
-                     self.reduce_only, self.status, self.created_ms, self.updated_ms, self.source, self.seq,
-                     self.filled_quantity, self.average_price, self.fees_usd, self.decision_id, self.signal_id,
-                     self.reference_price, self.triggered_ms, self.reasons[:])
+        """A copy of the order as it is now."""
+        return Order.from_state(self.state())
+
+    def state(self) -> tuple[Any, ...]:
+        """The order as it is now, as a tuple of plain values (the reasons as (code, message) pairs): what an
+        event keeps, since the order object moves on and a tuple of plain values costs the garbage collector
+        nothing."""
+        return (self.order_id, self.client_order_id, self.symbol, self.side, self.order_type, self.time_in_force,
+                self.quantity, self.original_quantity, self.price, self.stop_price, self.post_only,
+                self.reduce_only, self.status, self.created_ms, self.updated_ms, self.source, self.seq,
+                self.filled_quantity, self.average_price, self.fees_usd, self.decision_id, self.signal_id,
+                self.reference_price, self.triggered_ms,
+                tuple([(r.code, r.message) for r in self.reasons]) if self.reasons else ())
+
+    @staticmethod
+    def from_state(state: tuple[Any, ...]) -> Order:
+        return Order(*state[:24], reasons=[Reason(code, message) for code, message in state[24]])
 
     @property
     def is_open(self) -> bool:
@@ -154,6 +165,12 @@ class Fill:
     insurance_usd: float
     """Loss the simulated insurance fund took over in a liquidation (the account never goes below zero)."""
     timestamp_ms: int
+
+    def state(self) -> tuple[Any, ...]:
+        """The fill as a tuple of plain values, in the constructor's order."""
+        return (self.fill_id, self.seq, self.order_id, self.symbol, self.side, self.quantity, self.price,
+                self.notional_usd, self.fee_usd, self.liquidity, self.reference_price, self.slippage_bps,
+                self.realized_pnl_usd, self.insurance_usd, self.timestamp_ms)
 
     def to_dict(self) -> dict[str, Any]:
         return {
