@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from quantdesk.server.errors import Conflict, InvalidArgument, NotFound, Problem, QuantdeskError
 from quantdesk.tools.desk.accounting import (
+    BALANCE_DECIMALS,
     add_balance,
     apply_perp_fill,
     cross_liquidation_price,
@@ -53,6 +54,7 @@ from quantdesk.tools.desk.gate import AccountSnapshot, OpenGate, OrderGate, Orde
 from quantdesk.tools.desk.instruments import SETTLEMENT_ASSET, Instrument, InstrumentTable
 from quantdesk.tools.desk.ledger import Ledger
 from quantdesk.tools.desk.model import (
+    OPEN_STATUSES,
     EquitySample,
     Fill,
     FundingPayment,
@@ -158,7 +160,8 @@ class DeskEngine:
         """Orders created in the current step: inserted; the other dirty ones are stored already: updated."""
         self._dirty_positions: dict[str, Position] = {}
         self._entries: list[tuple[Any, ...]] = []
-        self._fills: list[Fill] = []
+        self._fills: list[tuple[Any, ...]] = []
+        """`Fill.state()` of the step's fills, to write."""
         self._group_fills = 0
         self._group_breach = self._group_changed = False
         self.markets: dict[str, MarketState] = {s: MarketState() for s in instruments.by_symbol}
@@ -277,7 +280,7 @@ class DeskEngine:
                 self.ledger.update_orders(conn, stored)
             self._dirty_orders.clear()
         if self._fills:
-            self.ledger.put_fills(conn, self._fills)
+            self.ledger.put_fill_states(conn, self._fills)
             self._fills.clear()
         if self._entries:
             self.ledger.put_entries(conn, self._entries)
@@ -540,14 +543,16 @@ class DeskEngine:
         return instrument.base, remaining
 
     def _rebook(self, order: Order) -> None:
-        old = self._reserved_by_order.pop(order.order_id, None)
+        by_order = self._reserved_by_order
+        old = by_order.pop(order.order_id, None)
         if old is not None:
             self._reserved[old[0]] = self._reserved.get(old[0], 0.0) - old[1]
-        new = self._reservation(order)
-        if new is not None and new[1] > 0:
-            self._reserved_by_order[order.order_id] = new
-            self._reserved[new[0]] = self._reserved.get(new[0], 0.0) + new[1]
-        if not self._reserved_by_order:
+        if order.status in OPEN_STATUSES and not order.reduce_only:
+            new = self._reservation(order)
+            if new is not None and new[1] > 0:
+                by_order[order.order_id] = new
+                self._reserved[new[0]] = self._reserved.get(new[0], 0.0) + new[1]
+        if not by_order and self._reserved:
             self._reserved.clear()  # no drift: with nothing reserved the totals are exactly zero
 
     def _opened(self, order: Order) -> None:
@@ -846,12 +851,15 @@ class DeskEngine:
         return fills
 
     def _executable_quantity(self, order: Order) -> float:
+        remaining = order.quantity - order.filled_quantity
+        if remaining < 0.0:
+            remaining = 0.0
         if not order.reduce_only:
-            return order.remaining
+            return remaining
         size = self.positions[order.symbol].size if order.symbol in self.positions else 0.0
         if size == 0.0 or (size > 0) == (order.side == "buy"):
             return 0.0
-        return min(order.remaining, abs(size))
+        return min(remaining, abs(size))
 
     def _take(self, order: Order, instrument: Instrument, limit: float | None) -> list[Fill]:
         book = self.markets[order.symbol].book
@@ -876,7 +884,7 @@ class DeskEngine:
         realized = covered = 0.0
         perpetual = instrument.is_perpetual
         if perpetual:
-            position = self.position(symbol)
+            position = self.positions.get(symbol) or self.position(symbol)
             margin_before, size_before = position.isolated_margin_usd, position.size
             realized = apply_perp_fill(position, instrument, order.side, quantity, price)
             position.fees_usd += fee
@@ -885,8 +893,13 @@ class DeskEngine:
             elif size_before == 0.0 or (size_before > 0) != (position.size > 0):
                 position.opened_ms = now
             position.updated_ms = now
-            entry(seq, "realized_pnl", SETTLEMENT_ASSET, realized, symbol, fill_id)
-            entry(seq, "fee", SETTLEMENT_ASSET, -fee, symbol, fill_id)
+            # two balance changes (as `_entry`, written out: this runs for every fill)
+            entries, balances = self._entries, self.balances
+            after_pnl = round(balances.get(SETTLEMENT_ASSET, 0.0) + realized, BALANCE_DECIMALS)
+            after_fee = round(after_pnl - fee, BALANCE_DECIMALS)
+            balances[SETTLEMENT_ASSET] = after_fee
+            entries.append((seq, now, "realized_pnl", SETTLEMENT_ASSET, realized, after_pnl, symbol, fill_id))
+            entries.append((seq, now, "fee", SETTLEMENT_ASSET, -fee, after_fee, symbol, fill_id))
             if insurance is not None:
                 covered = insurance(realized - fee, margin_before)
                 if covered:
@@ -902,14 +915,15 @@ class DeskEngine:
         order.fees_usd += fee
         order.updated_ms = now
         ref = reference if reference is not None else order.reference_price
-        fill = Fill(fill_id, seq, order.order_id, symbol, order.side, quantity, price, quantity * price, fee,
-                    liquidity, ref, slippage_bps(order.side, price, ref), realized, covered, now)
-        self._fills.append(fill)
+        state = (fill_id, seq, order.order_id, symbol, order.side, quantity, price, quantity * price, fee, liquidity,
+                 ref, slippage_bps(order.side, price, ref), realized, covered, now)
+        fill = Fill(*state)
+        self._fills.append(state)
         metrics = self.metrics
         metrics.fills += 1
         metrics.fills_by_liquidity[liquidity] += 1
         events = self._events
-        events.append(FillEvent(fill))
+        events.append(FillEvent(fill, state))
         if perpetual:
             self._dirty_positions[symbol] = position
             events.append(PositionEvent(now, self.position_state(position)))

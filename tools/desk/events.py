@@ -74,6 +74,8 @@ class OrderAmended(_OrderEvent):
 @dataclass(frozen=True, slots=True)
 class FillEvent:
     record: Fill
+    state: tuple[Any, ...] | None = None
+    """`record.state()`, when the publisher has it already."""
 
     topic: ClassVar[str] = "fill"
 
@@ -86,11 +88,11 @@ class FillEvent:
                 "fill": self.record.to_dict()}
 
     def packed(self) -> tuple[Any, ...]:
-        return self.record.state()
+        return self.state if self.state is not None else self.record.state()
 
     @classmethod
     def unpacked(cls, packed: tuple[Any, ...]) -> Self:
-        return cls(Fill(*packed))
+        return cls(Fill(*packed), packed)
 
 
 POSITION_KEYS: tuple[str, ...] = (
