@@ -140,3 +140,46 @@ def test_stream_events_over_sse_delivers_events_as_they_happen(server):
                 events.append(json.loads(line.removeprefix("data:").strip()))
     assert [(e["topic"], e["data"]["order"]["order_id"]) for e in events] == [
         ("order_accepted", placed["order_id"]), ("order_cancelled", placed["order_id"])]
+
+
+def test_place_orders_answers_each_order_and_names_the_field_of_a_bad_one_over_rest(server):
+    best_bid = post(server, "get_quote", {"symbol": PERP}).json()["best_bid"]
+    far = round(best_bid - 2000, 1)
+    body = {"orders": [
+        {"symbol": PERP, "side": "buy", "order_type": "limit", "quantity": 0.01, "price": far,
+         "client_order_id": "batch-rest-1"},
+        {"symbol": PERP, "side": "buy", "order_type": "limit", "quantity": 0.01, "price": far + 0.05},
+        {"symbol": PERP, "side": "buy", "order_type": "limit", "quantity": 0.02, "price": far - 1.0,
+         "client_order_id": "batch-rest-1"},
+        {"symbol": PERP, "side": "buy", "order_type": "limit", "quantity": 0.01, "price": far - 2.0},
+    ]}
+    response = post(server, "place_orders", body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    results = answer["results"]
+    assert [(r["index"], r["ok"], r["accepted"], r["idempotent_replay"]) for r in results] == [
+        (0, True, True, False), (1, False, False, False), (2, True, True, True), (3, True, True, False)]
+    assert results[1]["error"]["problems"][0]["path"] == "$.orders[1].price"
+    assert "PRICE_NOT_ON_TICK" in results[1]["error"]["problems"][0]["message"]
+    assert results[2]["order"]["order_id"] == results[0]["order"]["order_id"]
+    assert (answer["accepted"], answer["rejected"], answer["errors"]) == (3, 0, 1)
+    assert {r["order"]["source"] for r in results if r["ok"]} == {"tool:place_orders"}
+    for order_id in {r["order"]["order_id"] for r in results if r["ok"]}:
+        assert post(server, "cancel_order", {"order_id": order_id}).status_code == 200
+    too_many = post(server, "place_orders", {"orders": [body["orders"][0]] * 101})
+    assert too_many.status_code == 422 and too_many.json()["detail"][0]["loc"][0] == "orders"
+
+
+async def test_place_orders_over_every_mcp_door(door, server, open_mcp):
+    async with open_mcp(door, server) as client:
+        quote = (await client.call_tool("get_quote", {"symbol": PERP})).structured_content
+        price = round(quote["best_bid"] - 1500, 1)
+        placed = await client.call_tool("place_orders", {"orders": [
+            {"symbol": PERP, "side": "buy", "order_type": "limit", "quantity": 0.01, "price": price},
+            {"symbol": PERP, "side": "buy", "order_type": "limit", "quantity": 0.01, "price": price - 1.0}]})
+        assert placed.is_error is False
+        orders = [r["order"] for r in placed.structured_content["results"]]
+        assert [o["status"] for o in orders] == ["open", "open"]
+        for order in orders:
+            cancelled = await client.call_tool("cancel_order", {"order_id": order["order_id"]})
+            assert cancelled.structured_content["order"]["status"] == "cancelled"

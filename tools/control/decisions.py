@@ -106,6 +106,13 @@ class DecisionLog:
         """An entry whose row waits for `write_staged` in the same transaction (one statement for a step's
         entries); `discard_staged` after a rollback. The sequence is only advanced for good if it commits.
         Returns the row as it will be stored (`decision_from_row` reads it)."""
+        return self.stage_row(timestamp_ms, decision_type, source, symbol, summary, agent_votes, signal_id, order_id,
+                              risk_passed, reasons, details)
+
+    def stage_row(self, timestamp_ms: int, decision_type: str, source: str, symbol: str | None, summary: str,
+                  agent_votes: list[dict[str, Any]], signal_id: str | None, order_id: str | None, risk_passed: bool,
+                  reasons: list[tuple[str, str]], details: dict[str, Any]) -> tuple[Any, ...]:
+        """`stage` with positional arguments (an order intent stages one per order)."""
         seq = self._seq + 1
         if reasons:
             codes, messages = _json([c for c, _ in reasons]), _json([m for _, m in reasons])

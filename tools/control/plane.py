@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -47,14 +47,14 @@ class ControlView:
     record: ControlState | None
     limits: RiskLimits | None
     error: str | None
+    ok: bool = field(init=False)
+    state: str = field(init=False)
+    """Worked out once: the gate reads them for every order."""
 
-    @property
-    def ok(self) -> bool:
-        return self.record is not None and self.limits is not None
-
-    @property
-    def state(self) -> str:
-        return self.record.state if self.ok and self.record is not None else "unknown"
+    def __post_init__(self) -> None:
+        ok = self.record is not None and self.limits is not None
+        object.__setattr__(self, "ok", ok)
+        object.__setattr__(self, "state", self.record.state if ok and self.record is not None else "unknown")
 
 
 @dataclass(slots=True)
@@ -163,12 +163,10 @@ class ControlPlane:
         else:
             details = {"client_order_id": request.client_order_id}
         # staged: the engine writes a step's entries in one statement when the step commits (`flush`)
-        row = self.log.stage(
-            timestamp_ms=timestamp_ms, decision_type="order_intent", source=context.source,
-            symbol=request.symbol, summary=summary,
-            agent_votes=[v.to_dict() for v in context.agent_votes] if context.agent_votes else [],
-            signal_id=context.signal_id, order_id=order_id if passed else None, risk_passed=passed,
-            reasons=[(r.code, r.message) for r in reasons] if reasons else [], details=details)
+        row = self.log.stage_row(
+            timestamp_ms, "order_intent", context.source, request.symbol, summary,
+            [v.to_dict() for v in context.agent_votes] if context.agent_votes else [], context.signal_id,
+            order_id if passed else None, passed, [(r.code, r.message) for r in reasons] if reasons else [], details)
         engine = self._engine()
         engine.emit(DecisionRecorded(row))
         decision_id: str = row[1]

@@ -125,7 +125,9 @@ class Order:
 
     @staticmethod
     def from_state(state: tuple[Any, ...]) -> Order:
-        return Order(*state[:24], reasons=[Reason(code, message) for code, message in state[24]])
+        values = list(state)
+        values[24] = [Reason(code, message) for code, message in state[24]]
+        return Order(*values)
 
     @property
     def is_open(self) -> bool:

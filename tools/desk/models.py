@@ -116,6 +116,45 @@ class PlaceOrderOutput(ToolOutput):
     desk_time_ms: int
 
 
+MAX_BATCH_ORDERS = 100
+
+
+class PlaceOrdersInput(ToolInput):
+    orders: list[PlaceOrderInput] = Field(min_length=1, max_length=MAX_BATCH_ORDERS,
+                                          description="The orders, placed in this order at one desk instant.")
+
+
+class ProblemOut(Out):
+    path: str = Field(description="JSON path of the field, e.g. $.orders[2].price.")
+    message: str
+
+
+class ErrorOut(Out):
+    kind: str = Field(description="invalid_argument, not_found, conflict, ...")
+    message: str
+    problems: list[ProblemOut]
+
+
+class BatchOrderOut(Out):
+    index: int = Field(description="Position of the order in the request.")
+    ok: bool = Field(description="False when the order was malformed (see error) and nothing was placed.")
+    order: OrderOut | None
+    fills: list[FillOut]
+    accepted: bool = Field(description="True when the order was accepted (not rejected, not an error).")
+    idempotent_replay: bool
+    error: ErrorOut | None
+
+
+class PlaceOrdersOutput(ToolOutput):
+    results: list[BatchOrderOut] = Field(description="One result per order, in the request's order.")
+    accepted: int = Field(description="Orders accepted.")
+    rejected: int = Field(description="Orders placed but rejected by the risk checks or the control state.")
+    errors: int = Field(description="Malformed orders (nothing placed, a decision-log entry kept).")
+    execution_mode: Literal["paper"] = "paper"
+    data_source: str
+    desk_time_ms: int
+
+
 class OrderRef(ToolInput):
     order_id: OrderId | None = None
     client_order_id: str | None = Field(None, min_length=1, max_length=64, pattern=ID_PATTERN)

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from quantdesk.server.errors import InvalidArgument, Problem
+from quantdesk.server.errors import InvalidArgument, Problem, QuantdeskError
 from quantdesk.server.registry import CallContext, ToolSet
 from quantdesk.tools.bus.bus import EventBus
 from quantdesk.tools.desk.config import DeskConfig
@@ -38,6 +38,8 @@ from quantdesk.tools.desk.models import (
     OrdersOutput,
     PlaceOrderInput,
     PlaceOrderOutput,
+    PlaceOrdersInput,
+    PlaceOrdersOutput,
     PositionsInput,
     PositionsOutput,
     QuoteInput,
@@ -107,11 +109,8 @@ async def place_order(args: PlaceOrderInput, ctx: CallContext) -> PlaceOrderOutp
     Malformed orders (off-tick price, size off the lot, below the minimum notional) are errors naming the field.
     Repeat a client_order_id to get the first order back instead of a second one.
     """
-    request = OrderRequest(args.symbol, args.side, args.order_type, args.quantity, args.price, args.stop_price,
-                           args.time_in_force, args.post_only, args.reduce_only, args.client_order_id)
-    context = IntentContext(source="tool:place_order", signal_id=args.signal_id,
-                            agent_votes=tuple(Vote(v.agent_id, v.confidence, v.signal_id, v.direction)
-                                              for v in args.agent_votes))
+    request = _request(args)
+    context = _context(args, "tool:place_order")
 
     def work(desk: DeskService) -> PlaceOrderOutput:
         engine = desk.engine
@@ -119,6 +118,53 @@ async def place_order(args: PlaceOrderInput, ctx: CallContext) -> PlaceOrderOutp
         return PlaceOrderOutput.model_validate({
             "order": result.order.to_dict(), "fills": [f.to_dict() for f in result.fills],
             "accepted": result.order.status != "rejected", "idempotent_replay": result.replayed,
+            "data_source": engine.feed.data_source, "desk_time_ms": engine.now_ms})
+
+    return await on_desk(ctx, work)
+
+
+def _request(args: PlaceOrderInput) -> OrderRequest:
+    return OrderRequest(args.symbol, args.side, args.order_type, args.quantity, args.price, args.stop_price,
+                        args.time_in_force, args.post_only, args.reduce_only, args.client_order_id)
+
+
+def _context(args: PlaceOrderInput, source: str) -> IntentContext:
+    return IntentContext(source=source, signal_id=args.signal_id,
+                         agent_votes=tuple(Vote(v.agent_id, v.confidence, v.signal_id, v.direction)
+                                           for v in args.agent_votes))
+
+
+@tools.tool(scope="trade", title="Place several orders")
+async def place_orders(args: PlaceOrdersInput, ctx: CallContext) -> PlaceOrdersOutput:
+    """Place up to 100 paper orders in one call, in the order given, at one desk instant: each order is
+    checked, logged and executed exactly as place_order would (a market order walks the book that the orders
+    before it left), and each gets its own result. A malformed order is an error in its own result (with the
+    field path, e.g. $.orders[2].price) and the others still go; a risk or control refusal is an order with
+    status `rejected`. Use it for a ladder of limit orders or a rebalance: one call, one ledger transaction.
+    client_order_id keeps every order idempotent, also against the same id earlier in the batch.
+    """
+    requests = [_request(order) for order in args.orders]
+    contexts = [_context(order, "tool:place_orders") for order in args.orders]
+
+    def work(desk: DeskService) -> PlaceOrdersOutput:
+        engine = desk.engine
+        rows: list[dict[str, Any]] = []
+        for index, result in enumerate(engine.place_orders(requests, contexts=contexts)):
+            if isinstance(result, QuantdeskError):
+                problems = [{"path": f"$.orders[{index}]{p.path.removeprefix('$')}", "message": p.message}
+                            for p in getattr(result, "problems", [])]
+                rows.append({"index": index, "ok": False, "order": None, "fills": [], "accepted": False,
+                             "idempotent_replay": False,
+                             "error": {"kind": result.kind, "message": str(result), "problems": problems}})
+            else:
+                rows.append({"index": index, "ok": True, "order": result.order.to_dict(),
+                             "fills": [f.to_dict() for f in result.fills],
+                             "accepted": result.order.status != "rejected", "idempotent_replay": result.replayed,
+                             "error": None})
+        accepted = sum(1 for r in rows if r["accepted"])
+        errors = sum(1 for r in rows if not r["ok"])
+        return PlaceOrdersOutput.model_validate({
+            "results": rows, "accepted": accepted, "rejected": len(rows) - accepted - errors, "errors": errors,
             "data_source": engine.feed.data_source, "desk_time_ms": engine.now_ms})
 
     return await on_desk(ctx, work)
