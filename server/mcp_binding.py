@@ -79,15 +79,17 @@ def _without_descriptions(node: Any) -> Any:
 
 
 def wire_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """The output schema as tools/list carries it: nested models (`$defs`) without their descriptions.
+    """The output schema as tools/list carries it: the fields of nested models (`$defs`) without descriptions.
 
-    Every model reads tools/list in full on every conversation; the top-level fields keep their
-    descriptions, nested fields carry their units in their names, and the full schemas stay in
-    `GET /mcp/tools/list`, `get_manifest` and OpenAPI.
+    Every model reads tools/list in full on every conversation; top-level fields and each nested
+    model keep their descriptions, nested fields carry their units in their names, and the full
+    schemas stay in `GET /mcp/tools/list`, `get_manifest` and OpenAPI.
     """
     if "$defs" not in schema:
         return schema
-    return {**schema, "$defs": _without_descriptions(schema["$defs"])}
+    defs = {name: {**d, "properties": _without_descriptions(d["properties"])} if "properties" in d else d
+            for name, d in schema["$defs"].items()}
+    return {**schema, "$defs": defs}
 
 
 def tool_definition(entry: ToolEntry) -> types.Tool:
