@@ -79,10 +79,16 @@ class AlertBook:
                     self._put(conn, rule, n, False)
                 conn.execute("INSERT OR REPLACE INTO risk_meta (key, value) VALUES ('rules_seeded', '1')")
         self._rules: list[tuple[Rule, bool]] = []
+        self.damaged: str | None = None
         self.reload()
         seq = sql.query("SELECT COALESCE(MAX(seq), 0) FROM risk_alerts")
         self._alert_seq = int(seq[0][0])
         self.raised_by_severity: dict[str, int] = {}
+
+    def check(self) -> None:
+        """Refuse to work on rules that could not be read back (fail closed until the store is repaired)."""
+        if self.damaged is not None:
+            raise RiskStoreDamaged(self.damaged)
 
     def reload(self) -> None:
         rules = []
@@ -94,7 +100,10 @@ class AlertBook:
                     raise ValueError("fields differ")
                 rules.append((Rule(**data), bool(r["firing"])))
             except (ValueError, TypeError):
-                raise RiskStoreDamaged(f"the alert rule {r['rule_id']} cannot be read back (damaged store)") from None
+                self.damaged = (f"the alert rule {r['rule_id']} cannot be read back (damaged store): alerts and metric "
+                                "recording wait until it is repaired or deleted")
+                return
+        self.damaged = None
         self._rules = rules
 
     @staticmethod
@@ -104,10 +113,12 @@ class AlertBook:
                                                 int(firing), rule.created_ms))
 
     def rules(self) -> list[tuple[Rule, bool]]:
+        self.check()
         return list(self._rules)
 
     def create(self, *, name: str, metric: str, operator: Operator, threshold: float | None, of_limit: str | None,
                limit_fraction: float | None, severity: Severity, message: str | None, now_ms: int) -> Rule:
+        self.check()
         problems = []
         if metric not in METRICS:
             problems.append(Problem("$.metric", f"unknown metric {metric!r}; known: {', '.join(METRICS)}"))
@@ -137,6 +148,7 @@ class AlertBook:
     def evaluate(self, conn: sqlite3.Connection, points: list[tuple[str, int, float]], limits: Any
                  ) -> list[dict[str, Any]]:
         """Run the rules over new points (time order) in the caller's transaction; the alerts raised."""
+        self.check()
         raised: list[dict[str, Any]] = []
         if not self._rules or not points:
             return raised

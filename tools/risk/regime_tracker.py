@@ -136,13 +136,21 @@ class RegimeTracker:
         self.models: dict[tuple[str, str], tuple[RegimeModel, np.ndarray[Any, Any]]] = {}
         self.changes = 0
         self.fits = 0
+        self.damaged: str | None = None
+        self.tracking: list[dict[str, Any]] = []
+        self.states: dict[tuple[str, str], RegimeState] = {}
         text = get_meta(sql, "regime_tracking")
         try:
-            self.tracking: list[dict[str, Any]] = json.loads(text) if text is not None else list(DEFAULT_TRACKING)
+            self.tracking = json.loads(text) if text is not None else list(DEFAULT_TRACKING)
             self.states = {(s.symbol, s.timeframe): s for s in (RegimeState(**json.loads(r["body"])) for r in
                                                                 sql.query("SELECT body FROM risk_regime_state"))}
         except (ValueError, TypeError):
-            raise RiskStoreDamaged("the regime tracking state cannot be read back (damaged store)") from None
+            self.tracking, self.states = [], {}
+            self.damaged = "the regime tracking state cannot be read back (damaged store)"
+
+    def check(self) -> None:
+        if self.damaged is not None:
+            raise RiskStoreDamaged(self.damaged)
 
     def state(self, symbol: str, timeframe: str) -> RegimeState:
         key = (symbol, timeframe)
@@ -151,6 +159,7 @@ class RegimeTracker:
         return self.states[key]
 
     def tracked(self, symbol: str | None, timeframe: str | None) -> dict[str, Any]:
+        self.check()
         for entry in self.tracking:
             if (symbol is None or entry["symbol"] == symbol) and (timeframe is None or entry["timeframe"] == timeframe):
                 return entry
@@ -159,6 +168,7 @@ class RegimeTracker:
                        + f" (tracked: {listed}); use analyze_market_regime, or set_regime_tracking to follow it")
 
     def set_tracking(self, symbol: str, timeframe: str, lookback_hours: float, enabled: bool) -> list[dict[str, Any]]:
+        self.check()
         entries = [e for e in self.tracking if not (e["symbol"] == symbol and e["timeframe"] == timeframe)]
         if enabled:
             if len(entries) >= MAX_TRACKED:
