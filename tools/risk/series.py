@@ -260,26 +260,44 @@ class EquityGrid:
 
 def equity_grid(sql: RiskSql, bar_seconds: int, since_ms: int | None, until_ms: int | None) -> EquityGrid:
     """Equity at every bar boundary (UTC-aligned) from the first boundary at or after the first recorded sample
-    to the last boundary at or before the last one: the last sample at or before each boundary."""
-    import numpy as np
+    to the last boundary at or before the last one: the last sample at or before each boundary.
 
+    The boundaries are looked up by primary key (a desk's sample interval divides a day, so a sample usually
+    sits on each boundary); a boundary without one takes the last sample before it. A year of 60-second
+    samples is never scanned for 366 daily points."""
     bar = bar_seconds * 1000
     lo = since_ms if since_ms is not None else 0
     hi = until_ms if until_ms is not None else 2**62
-    # a sample at t belongs to the boundary ceil(t / bar) * bar; the bare column is the one of the max row
-    rows = sql.query("SELECT MAX(timestamp_ms), portfolio_value_usd FROM risk_samples WHERE timestamp_ms BETWEEN ? "
-                     "AND ? GROUP BY (timestamp_ms + ? - 1) / ? ORDER BY 1", (lo, hi, bar, bar))
-    if not rows:
+    # one aggregate per query: SQLite answers a lone MIN or MAX on the key by one index seek, both at once by a scan
+    low = sql.query("SELECT MIN(timestamp_ms) FROM risk_samples WHERE timestamp_ms BETWEEN ? AND ?", (lo, hi))
+    high = sql.query("SELECT MAX(timestamp_ms) FROM risk_samples WHERE timestamp_ms BETWEEN ? AND ?", (lo, hi))
+    if low[0][0] is None:
         return EquityGrid([], [], bar_seconds)
-    ts = np.fromiter((r[0] for r in rows), dtype=np.int64)
-    values = np.fromiter((r[1] for r in rows), dtype=np.float64)
-    first = -(-int(ts[0]) // bar) * bar
-    last = int(ts[-1]) // bar * bar
+    first_sample, last_sample = int(low[0][0]), int(high[0][0])
+    first = -(-first_sample // bar) * bar
+    last = last_sample // bar * bar
     if last < first:
         return EquityGrid([], [], bar_seconds)
     if (last - first) // bar + 1 > MAX_GRID_POINTS:
         raise InvalidArgument.from_problems([Problem("$.bar", f"the window holds more than {MAX_GRID_POINTS} bars; "
                                                               "choose a larger bar or a shorter window")])
-    grid = np.arange(first, last + 1, bar, dtype=np.int64)
-    index = np.searchsorted(ts, grid, side="right") - 1
-    return EquityGrid(grid.tolist(), values[index].tolist(), bar_seconds)
+    grid = list(range(first, last + 1, bar))
+    found: dict[int, float] = {}
+    for start in range(0, len(grid), _IN_CHUNK):
+        chunk = grid[start:start + _IN_CHUNK]
+        rows = sql.query(f"SELECT timestamp_ms, portfolio_value_usd FROM risk_samples WHERE timestamp_ms IN "
+                         f"({', '.join('?' * len(chunk))})", chunk)
+        found.update((int(r[0]), float(r[1])) for r in rows)
+    values = []
+    for boundary in grid:
+        value = found.get(boundary)
+        if value is None:
+            rows = sql.query("SELECT portfolio_value_usd FROM risk_samples WHERE timestamp_ms BETWEEN ? AND ? "
+                             "ORDER BY timestamp_ms DESC LIMIT 1", (lo, boundary))
+            value = float(rows[0][0])
+        values.append(value)
+    return EquityGrid(grid, values, bar_seconds)
+
+
+_IN_CHUNK = 900
+"""Boundaries per IN (...) query (SQLite's default limit of host parameters is 999 on old builds)."""
