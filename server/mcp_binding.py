@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
 import mcp.types as types
+import orjson
 from mcp.server import Server, ServerRequestContext
 from mcp.server.subscriptions import ListenHandler
 from mcp.shared.exceptions import MCPError
@@ -70,41 +71,81 @@ class McpExtension(Protocol):
     def install(self, server: Server[Any]) -> None: ...
 
 
-def _without_descriptions(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _without_descriptions(v) for k, v in node.items() if not (k == "description" and isinstance(v, str))}
+def _fields_only(node: Any) -> Any:
+    """A schema's structure without prose and defaults."""
     if isinstance(node, list):
-        return [_without_descriptions(v) for v in node]
-    return node
+        return [_fields_only(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key in ("properties", "$defs") and isinstance(value, dict):
+            out[key] = {name: _fields_only(sub) for name, sub in value.items()}
+        elif key == "default" or (key == "description" and isinstance(value, str)):
+            continue
+        else:
+            out[key] = _fields_only(value)
+    return out
 
 
 def wire_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """The output schema as tools/list carries it: the fields of nested models (`$defs`) without descriptions.
+    """The output schema as tools/list carries it: types, names and bounds, without field prose or defaults.
 
-    Every model reads tools/list in full on every conversation; top-level fields and each nested
-    model keep their descriptions, nested fields carry their units in their names, and the full
-    schemas stay in `GET /mcp/tools/list`, `get_manifest` and OpenAPI.
+    Every model reads tools/list in full on every conversation. Results are self-describing (units
+    are in the field names), so their schema on the wire keeps the structure a client validates
+    against and leaves the prose to `GET /mcp/tools/list`, `get_manifest` and OpenAPI, which carry
+    the full schemas.
     """
-    if "$defs" not in schema:
-        return schema
-    defs = {name: {**d, "properties": _without_descriptions(d["properties"])} if "properties" in d else d
-            for name, d in schema["$defs"].items()}
-    return {**schema, "$defs": defs}
+    return {k: v for k, v in _fields_only(schema).items()}
+
+
+def wire_input_schema(entry: ToolEntry) -> dict[str, Any]:
+    """The input schema as tools/list carries it: `brief` fields as a pointer to their shared definition, and
+    without the argument model's docstring (the tool's description says it)."""
+    if not entry.brief:
+        return {k: v for k, v in entry.input_schema.items() if k != "description"}
+    properties = {**entry.input_schema["properties"]}
+    for name, text in entry.brief:
+        properties[name] = {"type": "object", "description": text}
+    all_defs: dict[str, Any] = entry.input_schema.get("$defs", {})
+    defs: dict[str, Any] = {}
+    text = orjson.dumps(properties).decode()
+    while True:  # keep the definitions still referenced, transitively
+        found = {k: v for k, v in all_defs.items() if k not in defs and f'"#/$defs/{k}"' in text}
+        if not found:
+            break
+        defs |= found
+        text = orjson.dumps(found).decode()
+    schema = {k: v for k, v in entry.input_schema.items() if k not in ("$defs", "description")}
+    return {**schema, "properties": properties, **({"$defs": defs} if defs else {})}
+
+
+def _wire_output(entry: ToolEntry) -> dict[str, Any]:
+    schema = entry.output_schema
+    if entry.streaming:
+        # The events of a stream are described by the stream's own documentation (and the canonical event
+        # resource); repeating every event model in tools/list would double its size.
+        properties = {**schema["properties"], "events": {"type": "array", "items": {"type": "object"},
+                                                         "description": "The events in order, as the SSE stream "
+                                                                        "sends them."}}
+        schema = {k: v for k, v in {**schema, "properties": properties}.items() if k != "$defs"}
+    return wire_output_schema(schema)
 
 
 def tool_definition(entry: ToolEntry) -> types.Tool:
     a = entry.annotations
+    # The spec reads destructive and idempotent hints only for tools that are not read-only, and the title
+    # is the tool's own: sending them anyway would cost every conversation bytes that say nothing.
     return types.Tool(
         name=entry.name,
         title=a.title,
         description=entry.description,
-        input_schema=entry.input_schema,
-        output_schema=wire_output_schema(entry.output_schema),
+        input_schema=wire_input_schema(entry),
+        output_schema=_wire_output(entry),
         annotations=types.ToolAnnotations(
-            title=a.title,
             read_only_hint=a.read_only,
-            destructive_hint=a.destructive,
-            idempotent_hint=a.idempotent,
+            destructive_hint=None if a.read_only else a.destructive,
+            idempotent_hint=None if a.read_only else a.idempotent,
             open_world_hint=a.open_world,
         ),
     )

@@ -215,6 +215,7 @@ class ToolEntry:
     max_batch: int
     input_schema: dict[str, Any] = field(repr=False)
     output_schema: dict[str, Any] = field(repr=False)
+    brief: tuple[tuple[str, str], ...] = ()
     _validator: list[jsonschema.Draft202012Validator] = field(default_factory=list, repr=False, compare=False)
 
     @property
@@ -270,17 +271,29 @@ class ToolEntry:
         return {"name": self.name, "description": self.description.split("\n\n")[0], "scope": self.scope}
 
 
-def compact_schema(node: Any) -> Any:
-    """The schema without the titles pydantic derives from field and class names.
+_SCALAR_KEYWORDS = {"enum", "const", "$ref", "anyOf", "oneOf", "allOf", "not"}
 
-    They restate the key they sit under and cost about a tenth of every `tools/list`, which a
-    model reads in full; descriptions carry what a reader needs.
+
+def compact_schema(node: Any) -> Any:
+    """The same schema in fewer bytes: no titles pydantic derives from names, `Optional[X]` as
+    `type: [X, "null"]` instead of an `anyOf`, and no `default: null`.
+
+    Every model reads `tools/list` in full on every conversation; these forms validate exactly
+    the same values and cost about a fifth of it.
     """
-    if isinstance(node, dict):
-        return {k: compact_schema(v) for k, v in node.items() if not (k == "title" and isinstance(v, str))}
     if isinstance(node, list):
         return [compact_schema(v) for v in node]
-    return node
+    if not isinstance(node, dict):
+        return node
+    out = {k: compact_schema(v) for k, v in node.items()
+           if not (k == "title" and isinstance(v, str)) and not (k == "default" and v is None)}
+    branches = out.get("anyOf")
+    if isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches:
+        other = next(b for b in branches if b != {"type": "null"})
+        if isinstance(other.get("type"), str) and not _SCALAR_KEYWORDS & set(other) \
+                and not set(other) & (set(out) - {"anyOf"}):
+            out = {**{k: v for k, v in out.items() if k != "anyOf"}, **other, "type": [other["type"], "null"]}
+    return out
 
 
 def _make_entry(
@@ -294,6 +307,7 @@ def _make_entry(
     event_model: Any,
     streaming: bool,
     max_batch: int = 0,
+    brief: tuple[tuple[str, str], ...] = (),
 ) -> ToolEntry:
     tool_name = name or fn.__name__
     if scope not in SCOPES:
@@ -338,6 +352,7 @@ def _make_entry(
         max_batch=max_batch,
         input_schema=input_schema,
         output_schema=output_schema,
+        brief=brief,
     )
 
 
@@ -373,13 +388,17 @@ class ToolSet:
         idempotent: bool = False,
         open_world: bool = False,
         output_model: type[BaseModel] | None = None,
+        brief: Mapping[str, str] | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """`brief` names input fields that tools/list shows as one line pointing at their full schema (a shared
+        definition another tool or a resource carries); validation, discovery and OpenAPI keep the full one."""
         annotations = Annotations(title, read_only, destructive, idempotent, open_world)
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             self.entries.append(
                 _make_entry(fn, domain=self.domain, name=name, scope=scope, annotations=annotations,
-                            output_model=output_model, event_model=None, streaming=False)
+                            output_model=output_model, event_model=None, streaming=False,
+                            brief=tuple((brief or {}).items()))
             )
             return fn
 

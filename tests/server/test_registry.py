@@ -91,3 +91,22 @@ def test_a_resource_naming_an_unknown_tool_fails_at_start_up():
     registry.add_toolset(toolset)
     with pytest.raises(ValueError, match="unknown tool 'nope'"):
         registry.check_references()
+
+
+# The tools quantdesk had when tools/list measured 92 KB (issue 7); new tools come on top.
+FOUNDATION_TOOLS = {"clear_caches", "delete_cache", "describe_dataset", "export_cache", "generate_dataset",
+                    "get_cache_manifest", "get_cache_stats", "get_config_schema", "get_health", "get_manifest",
+                    "get_presets", "get_venue_details", "list_venue_ids", "normalize_events", "normalize_file",
+                    "plot_dataset", "simulate_funding_regime", "stream_cache", "stream_live", "validate_config"}
+
+
+def test_tools_list_of_the_foundation_tools_stays_under_45_kb():
+    import orjson
+
+    from quantdesk.server.mcp_binding import tool_definition
+    from quantdesk.server.registry import discover_tools
+
+    entries = [e for e in discover_tools(ToolRegistry()).list_tools() if e.name in FOUNDATION_TOOLS]
+    assert {e.name for e in entries} == FOUNDATION_TOOLS
+    wire = [tool_definition(e).model_dump(mode="json", by_alias=True, exclude_none=True) for e in entries]
+    assert len(orjson.dumps(wire)) < 45_000

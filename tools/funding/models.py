@@ -31,10 +31,7 @@ class FundingRegimeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     exchange: FundingExchange = Field(
-        description=(
-            "Venue whose funding rules apply: binance, bybit, okx (8 h), hyperliquid, dydx (hourly), sgx (perpetual, "
-            "interval and formula unverified), cme (no funding: a labelled basis-and-carry model)."
-        )
+        description="Venue whose funding rules apply (the tool's description says how each pays)."
     )
     spot_price: float = Field(
         gt=0, le=1e9, description="Spot / index / oracle price in USD. Held constant during the simulation."

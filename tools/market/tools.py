@@ -36,6 +36,7 @@ from quantdesk.server.registry import (
     ToolResult,
     ToolSet,
 )
+from quantdesk.server.resources import Listing, PromptArgument
 from quantdesk.tools.jobs.kinds import JobContext, JobKind, register_kind
 from quantdesk.tools.jobs.service import JobService, error_of
 from quantdesk.tools.jobs.tools import caller_of, job_url
@@ -232,13 +233,16 @@ def _completed(service: CacheService, result: dict[str, Any]) -> ToolResult:
 
 
 @tools.tool(scope="generate", title="Generate a synthetic dataset", idempotent=True,
-            output_model=GenerateDatasetOutput)
+            output_model=GenerateDatasetOutput, brief={
+                "config": "A SimulationManifest: the same object as validate_config's `config` (its schema there, in "
+                          "get_config_schema and in the resource quantdesk://schemas/simulation-manifest.json). "
+                          "Every field is optional; a preset's manifest from get_presets is a good start.",
+                "driver": "How the job runs, for speed only (never the bytes): {workers, window_seconds, "
+                          "max_retries, backoff_seconds, backend: process|dask|inline}; defaults are fine."})
 async def generate_dataset(args: GenerateDatasetInput, ctx: CallContext) -> ToolResult:
     """Generate a reproducible synthetic market (trades and L2 book snapshots) into a zstd Parquet file.
 
-    The model: multi-factor log-stochastic volatility with Student-t returns and jumps, Hawkes trade
-    arrivals that rise with volatility, fat-tailed sizes, a hump-shaped book whose spread widens with
-    volatility. Same config and seed give byte-identical files whatever the driver. An identical
+    Same config and seed give byte-identical files whatever the driver. An identical
     request is served from the cache. Waiting (the default) reports progress and returns the download
     URL, row counts, sizes, sha256, manifest_hash and job_id; cancelling the call cancels the job.
     With wait=false it returns a job_id at once: poll get_job, cancel with cancel_job.
@@ -422,3 +426,45 @@ async def stream_live(args: LiveInput, ctx: CallContext) -> AsyncIterator[TradeE
             if args.max_events is not None and sent >= args.max_events:
                 return
         await anyio.sleep(0)
+
+
+# --- MCP resources and prompts ---------------------------------------------------------------------------
+
+tools.resource("quantdesk://presets/{name}", tool="get_presets", name="preset", title="Simulation preset",
+               description="A named SimulationManifest with its description and manifest_hash.",
+               select=lambda out: out["presets"][0], aliases=("aleatoric://presets/{name}",),
+               listing=Listing("get_presets", lambda out: [{"name": p["name"], "title": p["title"],
+                                                            "description": p["description"]} for p in out["presets"]]))
+tools.resource("quantdesk://presets", tool="get_presets", name="presets", title="Simulation presets",
+               description="Every named preset with its complete manifest.", aliases=("aleatoric://presets",))
+tools.resource("quantdesk://schemas/simulation-manifest.json", tool="get_config_schema", name="config-schema",
+               title="SimulationManifest JSON Schema", select=lambda out: out["schema"],
+               description="The JSON Schema (2020-12) of a synthetic market's configuration: units, bounds, defaults.",
+               aliases=("aleatoric://schema/config",))
+
+
+@tools.prompt(title="Generate backtest data", arguments=(
+    PromptArgument("symbol", "Base asset, e.g. BTC or ETH (default BTC).",
+                   completion=Listing("get_presets", lambda out: [{"symbol": p["manifest"]["symbol"]}
+                                                                  for p in out["presets"]])),
+    PromptArgument("days", "How many days of data (1-7, default 1)."),
+    PromptArgument("regime", "calm, volatile or crash (default calm)."),
+))
+def generate_backtest_data(arguments: dict[str, str]) -> str:
+    """Generate reproducible synthetic trades and L2 books for a backtest, checked against real-market facts."""
+    symbol = arguments.get("symbol", "BTC")
+    days = arguments.get("days", "1")
+    regime = arguments.get("regime", "calm")
+    return (
+        f"Generate {days} day(s) of synthetic {symbol} market data for a backtest, in a {regime} regime.\n"
+        "1. Call get_presets and pick the preset closest to the regime (a calm or volatile major, or the "
+        "flash-crash day); take its manifest as the config and set symbol, and a seed so the data can be "
+        "reproduced.\n"
+        "2. Call validate_config with that config; fix every problem it names, and note the manifest_hash.\n"
+        f"3. Call generate_dataset with the config and duration_seconds = {days} x 86400 (at most 604800). "
+        "For more than an hour of data pass wait: false and follow the job with get_job.\n"
+        "4. Call describe_dataset with the cache_key and report which stylized facts (volatility clustering, "
+        "fat tails, spread, volume) fall inside their bands and which do not.\n"
+        "5. Give the user the download_url (or the resource link) and the seed and manifest_hash needed to "
+        "regenerate exactly the same file. Say that the data is synthetic (data_source: synthetic)."
+    )
