@@ -10,6 +10,7 @@ inside the block is a Brownian bridge to it), its jumps, and the log price at it
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -85,13 +86,23 @@ class CoarseBlocks:
             jump_size=np.concatenate([p.jump_size for p in parts]))
 
 
+LFILTER_FROM_STEPS = 500_000
+
+
 def ar1_path(phi: float, innovations: FloatArray, state: float) -> FloatArray:
     """`y[t] = phi * y[t-1] + innovations[t]` from `y[-1] = state`.
 
     The same floating-point operations in the same order as `scipy.signal.lfilter([1], [1, -phi], x,
     zi=[phi * state])` (so the same bytes), without importing scipy.signal, which costs a process 0.8 s
-    of start-up; the Python recursion costs about 65 ns a step (25 ms per simulated day).
+    of start-up; the Python recursion costs about 65 ns a step (25 ms per simulated day). Long paths
+    (weeks of many assets, as the research agents' data needs) and processes that already loaded
+    scipy.signal take lfilter, whose import the work then repays.
     """
+    if innovations.shape[0] > LFILTER_FROM_STEPS or "scipy.signal" in sys.modules:
+        from scipy.signal import lfilter
+
+        filtered: FloatArray = lfilter([1.0], [1.0, -phi], innovations, zi=[phi * state])[0]
+        return filtered
     path = accumulate(innovations.tolist(), lambda y, x: x + phi * y, initial=state)
     next(path)
     return np.fromiter(path, dtype=np.float64, count=innovations.shape[0])
