@@ -15,6 +15,7 @@ import asyncio
 import logging
 import math
 import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("quantdesk.risk")
 CATCH_UP_SAMPLES = 10_000
 WAKE_TOPICS = ("equity", "fill", "funding", "liquidation", "position")
-MIN_KELLY_TRADES = 30
+PORTFOLIO_INTERVAL_SECONDS = 0.25
 
 
 @dataclass(slots=True)
@@ -143,8 +144,11 @@ class RiskService:
         subscription = self._subscription
         assert subscription is not None
         portfolio_due = regimes_due = False
+        last_portfolio = 0.0
         while not self._stop.is_set():
-            batch = await subscription.next_batch(1.0, max_items=10_000)
+            due_in = last_portfolio + PORTFOLIO_INTERVAL_SECONDS - time.monotonic()
+            wait = max(0.0, due_in) if portfolio_due else 1.0
+            batch = await subscription.next_batch(wait, max_items=10_000)
             if self._stop.is_set():
                 return
             topics = {e.topic for e in batch}
@@ -153,8 +157,10 @@ class RiskService:
                     self.catch_up()
                     regimes_due = True
                 portfolio_due = portfolio_due or bool(topics)
-                if portfolio_due:
+                # at most a few snapshots a second: under an order storm the desk's lock is not taken per fill
+                if portfolio_due and time.monotonic() >= last_portfolio + PORTFOLIO_INTERVAL_SECONDS:
                     portfolio_due = not self.publish_portfolio(wait_seconds=0.2)
+                    last_portfolio = time.monotonic()
                 if regimes_due and self._engine_idle():
                     regimes_due = False
                     self.update_regimes(stop=self._stop.is_set)
