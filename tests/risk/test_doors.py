@@ -120,6 +120,9 @@ def test_risk_metrics_are_computed_on_the_desk_equity_series(sim, rest):
     assert [p["symbol"] for p in portfolio["positions"]] == [SPOT, PERP]
     assert [h["total_value_usd"] for h in portfolio["history"]] == [s["equity_usd"] for s in samples
                                                                     if s["timestamp_ms"] % 3_600_000 == 0]
+    same_way = ok(sim, "analyze_hedge", {"correlation_lookback_hours": 4})  # spot and perpetual both long
+    assert same_way["correlation_asset"] == "BTC" and same_way["correlation"] > 0.9
+    assert "239 one-minute returns over 4 h" in same_way["assets"][0]["correlation_note"]
     reloaded = ok(sim, "reload_portfolio")
     assert reloaded["status"] == "success" and reloaded["data_source"] == "synthetic"
 

@@ -47,6 +47,7 @@ def test_a_spot_long_hedged_by_a_short_perpetual_ends_exactly_at_the_target_with
     assert "40%" in analysis["commentary"] and "sell 0.3 BTC-USDT-PERP" in analysis["commentary"]
     assert analysis["target_net_exposure_usd"] == 0.0 and analysis["data_source"] == "synthetic"
     assert perp_size(rest, server) == -0.2  # an analysis trades nothing
+    assert analysis["correlation"] is None and "one-minute bars" in analysis["assets"][0]["correlation_note"]
 
     executed = ok(server, "execute_hedge", {"target_hedge_ratio": 1.0, "request_id": "full"})
     assert executed["status"] == "completed"

@@ -367,6 +367,8 @@ class HedgeAssetOut(AssetExposureOut):
 class HedgeAnalysisOutput(ToolOutput):
     commentary: str
     commentary_source: str
+    correlation: float | None = Field(description="The largest hedged holding's spot/hedge P&L correlation.")
+    correlation_asset: str | None
     target_hedge_ratio: float
     hedge_ratio: float | None = Field(description="Perpetual value offsetting spot / spot value, over hedged assets.")
     current_net_exposure_usd: float
@@ -424,6 +426,7 @@ class HedgeExecutionOutput(ToolOutput):
 
 class PortfolioInput(ToolInput):
     include_history: bool = False
+    refresh: bool = Field(False, description="First re-read the desk up to its clock (as reload_portfolio).")
     history_bar: Bar = Field("1h", description="Spacing of the history points.")
     history_days: float = Field(7.0, gt=0, le=366, allow_inf_nan=False)
 

@@ -400,7 +400,8 @@ class RiskService:
             engine.sync()
             rows, adjustments, skipped, account = self._plan(target, assets)
             data_source = engine.feed.data_source
-        correlations = {r.asset: self._correlation(r.spot_symbol, r.perpetual_symbol, correlation_hours)
+        correlations = {r.asset: self._correlation(r.spot_symbol, r.perpetual_symbol, r.futures_quantity,
+                                                   correlation_hours)
                         for r in rows if r.spot_quantity > 0 and r.futures_quantity != 0 and r.spot_symbol
                         and r.perpetual_symbol}
         return self._analysis_out(rows, adjustments, skipped, account, target, correlations, data_source,
@@ -414,8 +415,11 @@ class RiskService:
         spot_value = sum(r.spot_value_usd for r in hedged)
         net = sum(r.net_exposure_usd for r in hedged)
         offset = sum(-r.futures_value_usd for r in hedged)
+        largest = max(hedged, key=lambda r: r.spot_value_usd, default=None)
+        correlation = correlations.get(largest.asset, (None, None))[0] if largest is not None else None
         return {
-            "commentary": text, "commentary_source": "computed from the numbers",
+            "commentary": text, "commentary_source": "computed from the numbers", "correlation": correlation,
+            "correlation_asset": largest.asset if largest is not None else None,
             "target_hedge_ratio": target, "hedge_ratio": offset / spot_value if spot_value > 0 else None,
             "current_net_exposure_usd": net, "target_net_exposure_usd": (1.0 - target) * spot_value,
             "current_net_exposure_fraction": net / spot_value if spot_value > 0 else None,
@@ -431,8 +435,8 @@ class RiskService:
             "data_source": data_source, "execution_mode": "paper",
         }
 
-    def _correlation(self, spot: str, perp: str, hours: float) -> tuple[float | None, str | None]:
-        """Correlation of the spot holding's and the hedge's one-minute P&L (negative when it hedges)."""
+    def _correlation(self, spot: str, perp: str, size: float, hours: float) -> tuple[float | None, str | None]:
+        """Correlation of the spot holding's and the perpetual position's one-minute P&L (near -1 for a hedge)."""
         import numpy as np
 
         if hours <= 0:
@@ -449,8 +453,9 @@ class RiskService:
         rb = np.diff(np.log(b.close[ib]))
         if float(ra.std()) == 0.0 or float(rb.std()) == 0.0:
             return None, "a price did not move in the window"
-        # a short hedge's P&L is minus the perpetual's return
-        return -float(np.corrcoef(ra, rb)[0, 1]), f"{ra.shape[0]} one-minute returns over {hours:g} h"
+        # a short position's P&L moves against its price
+        sign = 1.0 if size > 0 else -1.0
+        return sign * float(np.corrcoef(ra, rb)[0, 1]), f"{ra.shape[0]} one-minute returns over {hours:g} h"
 
     def execute_hedge(self, target: float, assets: list[str] | None, request_id: str | None,
                       actor: str) -> dict[str, Any]:
@@ -534,9 +539,12 @@ class RiskService:
 
     # --- portfolio, trades, series --------------------------------------------------------------------
 
-    def portfolio(self, include_history: bool, history_bar: str, history_days: float) -> dict[str, Any]:
+    def portfolio(self, include_history: bool, history_bar: str, history_days: float,
+                  refresh: bool = False) -> dict[str, Any]:
         from quantdesk.tools.risk.portfolio import portfolio
 
+        if refresh:
+            self.reload()
         engine = self.engine
         with engine.lock:
             engine.sync()

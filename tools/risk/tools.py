@@ -187,7 +187,7 @@ async def get_portfolio(args: PortfolioInput, ctx: CallContext) -> PortfolioOutp
     position with quantity, price, value, allocation, average entry and unrealized P&L; with include_history,
     the total value at every history_bar over history_days from the recorded equity series."""
     return PortfolioOutput.model_validate(await on_risk(ctx, lambda s: s.portfolio(
-        args.include_history, args.history_bar, args.history_days)))
+        args.include_history, args.history_bar, args.history_days, args.refresh)))
 
 
 @tools.tool(scope="read", title="Reload the portfolio", read_only=True, idempotent=True)
