@@ -94,7 +94,7 @@ def test_states_are_named_by_mean_return_and_volatility(mean, vol, calm, label):
     assert rg.name_state(mean, vol, calm) == label
 
 
-def test_the_desk_tracks_a_regime_and_publishes_its_change_on_the_bus(risks):
+def test_the_desk_tracks_a_regime_publishes_its_change_on_the_bus_and_keeps_it_across_a_restart(risks):
     desk, risk = risks.open(seed=3)
     risk.set_tracking("BTC", "5m", 24, True)
     assert risk.current_regime("BTC-USDT", "5m")["warming_up"] is True  # no bar read yet: nothing to fit
@@ -123,3 +123,9 @@ def test_the_desk_tracks_a_regime_and_publishes_its_change_on_the_bus(risks):
     chunk = desk.engine.feed.chunk("BTC-USDT", analysis["end_ms"] - 300_001, analysis["end_ms"] - 1)
     assert bars.close[-1] == chunk.trade_px[-1]
     assert bars.volume[-1] == pytest.approx(float(chunk.trade_sz.sum()), rel=1e-12)
+
+    risks.close(risk)
+    desk, risk = risks.open(seed=3)
+    assert {"symbol": "BTC-USDT", "timeframe": "5m", "lookback_hours": 24} in risk.regimes.tracking
+    assert risk.regime_history("BTC-USDT", "5m", 24)["transitions"] == history["transitions"]
+    assert risk.current_regime("BTC-USDT", "5m")["regime"] == current["regime"]
