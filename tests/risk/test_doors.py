@@ -174,3 +174,33 @@ def _value(text: str, name: str) -> float:
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def test_alert_and_regime_tools_answer_in_their_advertised_shapes(sim, rest):
+    ok = rest.ok
+    rule = ok(sim, "create_alert_rule", {"name": "any loss", "metric": "pnl_usd", "operator": "<", "threshold": 0.0,
+                                         "severity": "info"})["rule"]
+    assert rule["condition"] == "pnl_usd < 0" and rule["rule_id"].startswith("rule-")
+    assert rest.call(sim, "create_alert_rule", {"name": "x", "metric": "pnl_usd"}).status_code == 422
+    rules = ok(sim, "list_alert_rules")
+    assert rule["rule_id"] in {r["rule_id"] for r in rules["rules"]} and rules["data_source"] == "synthetic"
+    alerts = ok(sim, "list_alerts", {"rule_id": rule["rule_id"]})
+    assert alerts["count"] == len(alerts["alerts"])
+    for alert in alerts["alerts"]:
+        assert ok(sim, "acknowledge_alert", {"alert_id": alert["alert_id"]})["alert"]["acknowledged"] is True
+    assert ok(sim, "delete_alert_rule", {"rule_id": rule["rule_id"]})["deleted"] is True
+    assert ok(sim, "delete_alert_rule", {"rule_id": rule["rule_id"]})["deleted"] is False
+    assert ok(sim, "get_metric_series", {"metric_type": "drawdown_pct", "aggregation": "max"})["count"] >= 1
+
+    tracked = ok(sim, "set_regime_tracking", {"symbol": "ETH", "timeframe": "1m", "lookback_hours": 3})["tracked"]
+    assert {"symbol": "ETH-USDT", "timeframe": "1m", "lookback_hours": 3.0} in tracked
+    current = ok(sim, "get_market_regime", {"symbol": "ETH-USDT", "timeframe": "1m"})
+    assert current["regime"] in {"BULL", "BEAR", "SIDEWAYS", "HIGH_VOLATILITY", "CRISIS"}
+    assert current["parameters"]["leverage_multiplier"] > 0
+    history = ok(sim, "get_regime_history", {"symbol": "ETH-USDT", "timeframe": "1m", "hours": 24})
+    assert history["regimes"][-1]["regime"] == current["regime"]
+    assert rest.call(sim, "get_market_regime", {"symbol": "ETH-USDT", "timeframe": "4h"}).status_code == 404
+    analysis = ok(sim, "analyze_market_regime", {"symbol": "BTC", "timeframe": "1m", "lookback_hours": 1,
+                                                 "n_states": 3})
+    assert analysis["model"]["n_states"] == 3 and analysis["bars_analyzed"] == 60 and analysis["bars_fitted"] == 113
+    assert rest.call(sim, "set_regime_tracking", {"symbol": "ETH"}, key=sim.key("read")).status_code == 403

@@ -213,6 +213,7 @@ class LimitUsageOutput(ToolOutput):
     basis: BasisOut = Field(description="The equity figures the USD amounts are converted with.")
     changed: dict[str, float] | None = None
     desk_time_ms: int
+    data_source: str = Field(description="Where the desk's market comes from: synthetic or replay (paper desk).")
 
 
 class SetUsdLimitsInput(ToolInput):
@@ -601,10 +602,12 @@ class RuleOut(Out):
 class RulesOutput(ToolOutput):
     rules: list[RuleOut]
     count: int
+    data_source: str = Field(description="Where the desk's market comes from: synthetic or replay (paper desk).")
 
 
 class RuleOutput(ToolOutput):
     rule: RuleOut
+    data_source: str = Field(description="Where the desk's market comes from: synthetic or replay (paper desk).")
 
 
 class RuleRef(ToolInput):
@@ -614,6 +617,7 @@ class RuleRef(ToolInput):
 class DeleteRuleOutput(ToolOutput):
     rule_id: str
     deleted: bool = Field(description="False when no such rule existed (already deleted).")
+    data_source: str = Field(description="Where the desk's market comes from: synthetic or replay (paper desk).")
 
 
 class AlertsInput(ToolInput):
@@ -646,6 +650,7 @@ class AlertOut(Out):
 class AlertsOutput(ToolOutput):
     alerts: list[AlertOut]
     count: int
+    data_source: str = Field(description="Where the desk's market comes from: synthetic or replay (paper desk).")
 
 
 class AcknowledgeInput(ToolInput):
@@ -656,6 +661,7 @@ class AcknowledgeInput(ToolInput):
 class AcknowledgeOutput(ToolOutput):
     alert: AlertOut
     already_acknowledged: bool
+    data_source: str = Field(description="Where the desk's market comes from: synthetic or replay (paper desk).")
 
 
 # --- regimes ----------------------------------------------------------------------------------------------
@@ -798,4 +804,5 @@ class TrackedOut(Out):
 
 class TrackingOutput(ToolOutput):
     tracked: list[TrackedOut]
+    data_source: str = Field(description="Where the desk's market comes from: synthetic or replay (paper desk).")
 

@@ -251,6 +251,9 @@ class RiskService:
             "desk_time_ms": engine.now_ms,
         }
 
+    def data_source(self) -> str:
+        return self._data_source()
+
     def _data_source(self) -> str:
         engine = self.engine
         with engine.lock:
@@ -276,7 +279,7 @@ class RiskService:
         with engine.lock:
             engine.sync()
             view = limits_view(self.desk.control.limits(), engine.account(), largest_position(engine))
-            return {**view, "desk_time_ms": engine.now_ms}
+            return {**view, "desk_time_ms": engine.now_ms, "data_source": engine.feed.data_source}
 
     def set_limits(self, values: dict[str, float], actor: str) -> dict[str, Any]:
         engine = self.engine

@@ -229,8 +229,8 @@ async def get_latest_metric(args: LatestMetricInput, ctx: CallContext) -> Latest
 async def list_alert_rules(args: NoArguments, ctx: CallContext) -> RulesOutput:
     """The alert rules: metric, condition, threshold (fixed or a fraction of a control-plane limit, with its
     value now), severity, and whether the last point met the condition."""
-    rules = await on_risk(ctx, lambda s: s.rules())
-    return RulesOutput.model_validate({"rules": rules, "count": len(rules)})
+    rules, source = await on_risk(ctx, lambda s: (s.rules(), s.data_source()))
+    return RulesOutput.model_validate({"rules": rules, "count": len(rules), "data_source": source})
 
 
 @tools.tool(scope="control", title="Create an alert rule")
@@ -238,27 +238,27 @@ async def create_alert_rule(args: CreateRuleInput, ctx: CallContext) -> RuleOutp
     """Create a rule on a recorded metric: an alert is raised (stored, and published on the event bus) when a
     point crosses the threshold, either fixed or a fraction of a control-plane limit (drawdown_pct >= 0.8 x
     max_drawdown_pct). One alert per crossing: the rule re-arms when the metric comes back."""
-    rule = await on_risk(ctx, lambda s: s.create_rule(
+    rule, source = await on_risk(ctx, lambda s: (s.create_rule(
         name=args.name, metric=args.metric, operator=args.operator, threshold=args.threshold, of_limit=args.of_limit,
-        limit_fraction=args.limit_fraction, severity=args.severity, message=args.message))
-    return RuleOutput.model_validate({"rule": rule})
+        limit_fraction=args.limit_fraction, severity=args.severity, message=args.message), s.data_source()))
+    return RuleOutput.model_validate({"rule": rule, "data_source": source})
 
 
 @tools.tool(scope="control", title="Delete an alert rule", destructive=True, idempotent=True)
 async def delete_alert_rule(args: RuleRef, ctx: CallContext) -> DeleteRuleOutput:
     """Delete an alert rule; the alerts it raised stay in the history."""
-    deleted = await on_risk(ctx, lambda s: s.delete_rule(args.rule_id))
-    return DeleteRuleOutput(rule_id=args.rule_id, deleted=deleted)
+    deleted, source = await on_risk(ctx, lambda s: (s.delete_rule(args.rule_id), s.data_source()))
+    return DeleteRuleOutput(rule_id=args.rule_id, deleted=deleted, data_source=source)
 
 
 @tools.tool(scope="read", title="Alerts", read_only=True, idempotent=True)
 async def list_alerts(args: AlertsInput, ctx: CallContext) -> AlertsOutput:
     """The stored alerts, newest first, with the value and threshold that raised them and their
     acknowledgement; filter by severity, acknowledged, rule and time."""
-    alerts = await on_risk(ctx, lambda s: s.alert_history(
+    alerts, source = await on_risk(ctx, lambda s: (s.alert_history(
         severity=args.severity, acknowledged=args.acknowledged, rule_id=args.rule_id, since_ms=args.since_ms,
-        until_ms=args.until_ms, limit=args.limit))
-    return AlertsOutput.model_validate({"alerts": alerts, "count": len(alerts)})
+        until_ms=args.until_ms, limit=args.limit), s.data_source()))
+    return AlertsOutput.model_validate({"alerts": alerts, "count": len(alerts), "data_source": source})
 
 
 @tools.tool(scope="control", title="Acknowledge an alert", idempotent=True)
@@ -266,8 +266,9 @@ async def acknowledge_alert(args: AcknowledgeInput, ctx: CallContext) -> Acknowl
     """Acknowledge an alert (who and when are stored; the first acknowledgement is kept and a repeat says
     already_acknowledged). The acknowledgement is published on the event bus."""
     who = actor(ctx)
-    alert, already = await on_risk(ctx, lambda s: s.acknowledge(args.alert_id, who, args.note))
-    return AcknowledgeOutput.model_validate({"alert": alert, "already_acknowledged": already})
+    (alert, already), source = await on_risk(ctx, lambda s: (s.acknowledge(args.alert_id, who, args.note),
+                                                             s.data_source()))
+    return AcknowledgeOutput.model_validate({"alert": alert, "already_acknowledged": already, "data_source": source})
 
 
 # --- regimes -------------------------------------------------------------------------------------------
@@ -304,9 +305,9 @@ async def analyze_market_regime(args: AnalyzeRegimeInput, ctx: CallContext) -> A
 async def set_regime_tracking(args: TrackingInput, ctx: CallContext) -> TrackingOutput:
     """Follow (or stop following) a symbol's regime on the desk clock: at every closed bar of the timeframe the
     regime is updated, transitions are stored and published as regime_change events. Returns what is tracked."""
-    tracked = await on_risk(ctx, lambda s: s.set_tracking(args.symbol, args.timeframe, args.lookback_hours,
-                                                          args.enabled))
-    return TrackingOutput.model_validate({"tracked": tracked})
+    tracked, source = await on_risk(ctx, lambda s: (s.set_tracking(args.symbol, args.timeframe, args.lookback_hours,
+                                                                   args.enabled), s.data_source()))
+    return TrackingOutput.model_validate({"tracked": tracked, "data_source": source})
 
 
 tools.metrics("quantdesk_risk", lambda services: services.get(RiskService).metrics(),
