@@ -26,8 +26,8 @@ Asset = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.
 TimeMs = Annotated[int, Field(ge=0, le=MAX_TIME_MS, description="ms since the epoch (UTC), desk time.")]
 Usd = Annotated[float, Field(gt=0, le=1e12, allow_inf_nan=False)]
 RequestId = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9._:-]+$",
-                                 description="Idempotency key: repeating it returns the orders placed the first time "
-                                             "instead of placing new ones.")]
+                                 description="Idempotency key: a retry never places a second order per asset (the "
+                                             "first one comes back with idempotent_replay).")]
 
 
 class Out(BaseModel):

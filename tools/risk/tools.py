@@ -163,7 +163,8 @@ async def execute_hedge(args: HedgeExecuteInput, ctx: CallContext) -> HedgeExecu
     """Bring each spot holding's hedge to target_hedge_ratio by placing market orders on its perpetual: real
     paper orders through the desk's risk checks, each with a decision-log entry (source risk:hedge). Returns
     the executed trades with their fills, every order (refused ones with their reasons), what was skipped and
-    the exposure after. A request_id makes a retry return the first orders instead of trading again."""
+    the exposure after. With a request_id, a retry never places a second order for an asset: it finds nothing
+    left to do, or gets the first order back (idempotent_replay)."""
     who = actor(ctx)
     return HedgeExecutionOutput.model_validate(await on_risk(ctx, lambda s: s.execute_hedge(
         args.target_hedge_ratio, args.assets, args.request_id, who)))
