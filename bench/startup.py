@@ -51,7 +51,8 @@ def env(data_dir: str) -> dict[str, str]:
 
 
 def spawn_to_initialize(command: list[str], data_dir: str, list_tools: bool = False) -> tuple[float, int]:
-    """Seconds from spawn to the initialize answer (and the bytes of tools/list when asked)."""
+    """Seconds from spawn to the initialize answer, or to the tools/list answer with `list_tools`
+    (with the bytes of the tools array)."""
     started = time.perf_counter()
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             env=env(data_dir))
@@ -66,6 +67,7 @@ def spawn_to_initialize(command: list[str], data_dir: str, list_tools: bool = Fa
         proc.stdin.write((json.dumps(TOOLS_LIST) + "\n").encode())
         proc.stdin.flush()
         answer = json.loads(proc.stdout.readline())
+        elapsed = time.perf_counter() - started
         size = len(json.dumps(answer["result"]["tools"], separators=(",", ":")))
     proc.stdin.close()
     proc.wait(timeout=30)
@@ -89,6 +91,10 @@ def main() -> None:
             "minimal SDK stdio server, spawn to initialize": lambda: spawn_to_initialize(
                 [sys.executable, str(minimal)], data)[0],
             "quantdesk stdio, spawn to initialize": lambda: spawn_to_initialize([QUANTDESK, "stdio"], data)[0],
+            "minimal SDK stdio server, spawn to tools/list": lambda: spawn_to_initialize(
+                [sys.executable, str(minimal)], data, list_tools=True)[0],
+            "quantdesk stdio, spawn to tools/list": lambda: spawn_to_initialize(
+                [QUANTDESK, "stdio"], data, list_tools=True)[0],
             "quantdesk call get_health, whole process": lambda: whole([QUANTDESK, "call", "get_health"], data),
             "quantdesk tools, whole process": lambda: whole([QUANTDESK, "tools"], data),
         }

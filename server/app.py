@@ -97,7 +97,7 @@ def create_app(
     """The whole HTTP surface. `extra_toolsets`/`extra_profiles` let tests add a tool and a table row."""
     core = core or build_core(settings, extra_toolsets)
     state = HttpState(settings, core.registry, core.services, core.authenticator, core.metrics)
-    binding = McpBinding(core.registry, core.services, "http", package_version(),
+    binding = McpBinding(core, "http", package_version(),
                          page_size=settings.tools_page_size, extension=extension,
                          max_resource_bytes=settings.max_resource_bytes)
     door = McpHttpDoor(binding, core.authenticator, settings)

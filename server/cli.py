@@ -199,12 +199,21 @@ async def _serve_together(servers: list[Any]) -> None:
 def _stdio(args: argparse.Namespace, settings: Settings) -> int:
     from mcp.server.stdio import stdio_server
 
+    from quantdesk.server.auth import KeyStore
     from quantdesk.server.core import build_core, package_version
     from quantdesk.server.mcp_binding import McpBinding
+    from quantdesk.server.state import StateStore
 
-    core = build_core(settings)
-    server = McpBinding(core.registry, core.services, "stdio", package_version(),
-                        page_size=settings.tools_page_size, max_resource_bytes=settings.max_resource_bytes).build()
+    # A damaged store still refuses to start (with its message) before the client is told anything; the
+    # tool domains load on the first request that needs them, so `initialize` is answered at once.
+    state = StateStore(settings.state_path)
+    try:
+        KeyStore(state, settings.env_api_key)  # an emptied store whose keys existed refuses here too
+    finally:
+        state.close()
+    binding = McpBinding(lambda: build_core(settings), "stdio", package_version(),
+                         page_size=settings.tools_page_size, max_resource_bytes=settings.max_resource_bytes)
+    server = binding.build()
 
     async def run() -> None:
         async with stdio_server() as (read_stream, write_stream):
@@ -213,7 +222,9 @@ def _stdio(args: argparse.Namespace, settings: Settings) -> int:
     try:
         asyncio.run(run())
     finally:
-        core.services.close()
+        core = binding.built_core()
+        if core is not None:
+            core.services.close()
     return 0
 
 

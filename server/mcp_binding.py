@@ -17,11 +17,11 @@ from typing import Any, Literal, Protocol, TypeVar
 import mcp.types as types
 import orjson
 from mcp.server import Server, ServerRequestContext
-from mcp.server.subscriptions import ListenHandler
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
 from mcp.shared.exceptions import MCPError
 
 from quantdesk.server.context import LOCAL_PRINCIPAL, CallContext, Principal, Services
-from quantdesk.server.core import SERVER_NAME
+from quantdesk.server.core import SERVER_NAME, Core
 from quantdesk.server.errors import InvalidArgument, QuantdeskError
 from quantdesk.server.logs import new_request_id
 from quantdesk.server.mcp_resources import ResourceDoor
@@ -198,23 +198,50 @@ def decode_cursor(cursor: str) -> int:
 
 @dataclass
 class McpBinding:
-    """Builds the SDK server for one transport kind and answers its requests from the registry."""
+    """Builds the SDK server for one transport kind and answers its requests from the registry.
 
-    registry: ToolRegistry
-    services: Services
+    `core` may be a function that builds it: the stdio door passes one, so the server answers
+    `initialize` before any tool domain is imported, and builds the core on the first request
+    that needs it (tools, resources, prompts).
+    """
+
+    core: Core | Callable[[], Core]
     transport: Literal["stdio", "http", "memory"]
     version: str
     page_size: int = 50
     extension: McpExtension | None = None
     max_resource_bytes: int = 8 * 1024 * 1024
-    _tools: list[types.Tool] = field(init=False)
+    _tools: list[types.Tool] = field(init=False, default_factory=list)
+    _built: list[Core] = field(init=False, default_factory=list)
+    _resources: list[ResourceDoor] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        self._tools = [tool_definition(e) for e in self.registry.list_tools()]
-        if self.extension is not None:
-            self._tools += self.extension.tools
         self._extra_names = {t.name for t in self.extension.tools} if self.extension else set()
-        self.resources = ResourceDoor(self.registry, self.call_context, self.max_resource_bytes, self.page_size)
+        self.bus = InMemorySubscriptionBus()
+        if not callable(self.core):
+            self._built.append(self.core)
+
+    def built_core(self) -> Core | None:
+        return self._built[0] if self._built else None
+
+    @property
+    def registry(self) -> ToolRegistry:
+        if not self._built:
+            assert callable(self.core)
+            self._built.append(self.core())
+        return self._built[0].registry
+
+    @property
+    def services(self) -> Services:
+        self.registry  # noqa: B018 - builds the core when needed
+        return self._built[0].services
+
+    @property
+    def resources(self) -> ResourceDoor:
+        if not self._resources:
+            self._resources.append(ResourceDoor(self.registry, self.call_context, self.max_resource_bytes,
+                                                self.page_size, self.bus))
+        return self._resources[0]
 
     def build(self) -> Server[Any]:
         server: Server[Any] = Server(
@@ -231,7 +258,7 @@ class McpBinding:
             on_read_resource=self.on_read_resource,
             on_subscribe_resource=self.on_subscribe_resource,
             on_unsubscribe_resource=self.on_unsubscribe_resource,
-            on_subscriptions_listen=ListenHandler(self.resources.bus),
+            on_subscriptions_listen=ListenHandler(self.bus),
             on_list_prompts=self.on_list_prompts,
             on_get_prompt=self.on_get_prompt,
             on_completion=self.on_completion,
@@ -265,6 +292,9 @@ class McpBinding:
     async def on_list_tools(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
+        if not self._tools:  # built on the first tools/list, so initialize never waits for every schema
+            self._tools = [tool_definition(e) for e in self.registry.list_tools()]
+            self._tools += self.extension.tools if self.extension is not None else []
         page, next_cursor = paginate(self._tools, params, self.page_size)
         return types.ListToolsResult(tools=page, next_cursor=next_cursor)
 

@@ -97,12 +97,12 @@ class ResourceDoor:
     """The MCP handlers for resources, prompts and completion, over one registry."""
 
     def __init__(self, registry: ToolRegistry, make_context: ContextFactory, max_resource_bytes: int,
-                 page_size: int) -> None:
+                 page_size: int, bus: InMemorySubscriptionBus) -> None:
         self.registry = registry
         self.make_context = make_context
         self.max_resource_bytes = max_resource_bytes
         self.page_size = page_size
-        self.bus = InMemorySubscriptionBus()
+        self.bus = bus
         self.subscribers = _Subscribers()
         self.bus.subscribe(self.subscribers.deliver)
         self._effects = self._index_effects(registry.list_resources())

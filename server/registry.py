@@ -213,10 +213,29 @@ class ToolEntry:
     streaming: bool
     event_model: Any
     max_batch: int
-    input_schema: dict[str, Any] = field(repr=False)
-    output_schema: dict[str, Any] = field(repr=False)
+    _schemas: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
     brief: tuple[tuple[str, str], ...] = ()
     _validator: list[jsonschema.Draft202012Validator] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def input_schema(self) -> dict[str, Any]:
+        """The advertised JSON Schema of the arguments, generated on first use.
+
+        Generating every tool's schemas costs a quarter of a second; a stdio server answers
+        `initialize` without them, and pydantic validates arguments without them.
+        """
+        schema = self._schemas.get("input")
+        if schema is None:
+            schema = self._schemas["input"] = compact_schema(self.input_model.model_json_schema(mode="validation"))
+        return schema
+
+    @property
+    def output_schema(self) -> dict[str, Any]:
+        schema = self._schemas.get("output")
+        if schema is None:
+            schema = self._schemas["output"] = compact_schema(
+                self.output_model.model_json_schema(mode="serialization"))
+        return schema
 
     @property
     def validator(self) -> jsonschema.Draft202012Validator:
@@ -336,8 +355,6 @@ def _make_entry(
         if not (isinstance(returned, type) and issubclass(returned, BaseModel)):
             raise TypeError(f"tool {tool_name}: annotate the return with the output model or pass output_model=")
         output_model = returned
-    input_schema = compact_schema(input_model.model_json_schema(mode="validation"))
-    output_schema = compact_schema(output_model.model_json_schema(mode="serialization"))
     return ToolEntry(
         name=tool_name,
         description=description,
@@ -350,8 +367,6 @@ def _make_entry(
         streaming=streaming,
         event_model=event_model,
         max_batch=max_batch,
-        input_schema=input_schema,
-        output_schema=output_schema,
         brief=brief,
     )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from quantdesk.server.registry import CallContext, ToolSet
 from quantdesk.server.resources import PromptArgument
-from quantdesk.tools.funding.engine import simulate_funding_regime as simulate
 from quantdesk.tools.funding.models import FundingRegimeRequest, FundingRegimeResult
 
 tools = ToolSet("funding")
@@ -21,6 +20,8 @@ async def simulate_funding_regime(args: FundingRegimeRequest, ctx: CallContext) 
     or soft c*tanh(F/c)) and reference price give each period's rate and payment. Positive rates mean
     longs pay. Returns periods[] and a summary with caveats; `data_source` is `simulated`.
     """
+    from quantdesk.tools.funding.engine import simulate_funding_regime as simulate  # numpy: loaded on first use
+
     return simulate(args, now_ms=int(ctx.started_at * 1000))
 
 

@@ -14,7 +14,7 @@ import anyio.to_thread
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from quantdesk.schemas.events import EVENT_SCHEMA, BookEvent, TradeEvent
+from quantdesk.schemas.events import BookEvent, TradeEvent
 from quantdesk.server.errors import Conflict, Forbidden, InvalidArgument, Problem, Unavailable
 from quantdesk.server.registry import CallContext, ToolInput, ToolOutput, ToolSet
 from quantdesk.tools.caches.service import CacheService
@@ -240,6 +240,7 @@ async def _run(args: NormalizeInput, ctx: CallContext, items: Iterator[Streamed]
 async def _cache(ctx: CallContext, args: NormalizeInput, events: list[dict[str, Any]]) -> str:
     import pyarrow.parquet as pq
 
+    from quantdesk.schemas.events import EVENT_SCHEMA
     from quantdesk.tools.normalize.arrow import events_to_table
 
     service = ctx.services.get(CacheService)
