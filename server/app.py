@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from quantdesk.server.core import SERVER_NAME, Core, build_core, package_version
 from quantdesk.server.discovery import server_card, session_config_schema
@@ -30,6 +31,7 @@ from quantdesk.server.rest_derive import derive_routes
 from quantdesk.server.rest_rows import Profile, discover_profiles
 from quantdesk.server.route_table import RouteTable
 from quantdesk.server.settings import Settings
+from quantdesk.server.ws_derive import derive_websockets
 
 logger = logging.getLogger("quantdesk.http")
 NATIVE = "native"
@@ -111,15 +113,17 @@ def create_app(
     app = FastAPI(title="quantdesk", version=package_version(), lifespan=lifespan,
                   description="MCP-first tool server: every route below is derived from an MCP tool.")
     app.state.quantdesk = state
+    profiles = [*discover_profiles(), *extra_profiles]
     try:
-        table = main_port_table([*discover_profiles(), *extra_profiles], state)
+        table = main_port_table(profiles, state)
+        sockets = main_port_websockets(profiles, state)
     except Exception:
         core.services.close()
         raise
     # Hot paths first: the router scans its list, and /mcp and the table answer nearly every request.
     # Exact path for /mcp: no redirect between /mcp and /mcp/ (a Mount would add one).
     app.router.routes[:0] = [Route("/mcp", endpoint=door, methods=["GET", "POST", "DELETE"]), table,
-                             *_system_routes(state)]
+                             *_system_routes(state), *sockets]
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -157,9 +161,20 @@ def main_port_table(profiles: list[Profile], state: HttpState) -> RouteTable:
         if skipped:
             logger.info("routes left to the profile's own listener", extra={"profile": profile.name,
                                                                             "routes": skipped})
-        for route in derive_routes(Profile(profile.name, profile.title, tuple(rows), profile.error_body), state):
+        for route in derive_routes(dataclasses.replace(profile, rows=tuple(rows)), state):
             table.add(route)
     return table
+
+
+def main_port_websockets(profiles: list[Profile], state: HttpState) -> list[WebSocketRoute]:
+    """Every profile's WebSocket routes on the main port, but for a path two profiles claim."""
+    claims: dict[str, int] = {}
+    for profile in profiles:
+        for row in profile.websockets:
+            claims[row.path] = claims.get(row.path, 0) + 1
+    return [route for profile in profiles
+            for route in derive_websockets(dataclasses.replace(
+                profile, websockets=tuple(w for w in profile.websockets if claims[w.path] == 1)), state)]
 
 
 def create_profile_app(settings: Settings, core: Core, profile: Profile) -> FastAPI:
@@ -174,7 +189,7 @@ def create_profile_app(settings: Settings, core: Core, profile: Profile) -> Fast
     table = RouteTable()
     for route in derive_routes(profile, state):
         table.add(route)
-    routes: list[Any] = [table]
+    routes: list[Any] = [table, *derive_websockets(profile, state)]
     if profile.metrics_path is not None:
         async def metrics(request: Request) -> Response:
             return Response(state.metrics.render(), media_type=CONTENT_TYPE)

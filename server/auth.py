@@ -22,11 +22,14 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quantdesk.server.context import LOCAL_PRINCIPAL, SCOPES, Principal
 from quantdesk.server.errors import InvalidArgument, NotFound, Unauthorized
 from quantdesk.server.state import StateDamaged, StateStore, fsync_directory, recovery_commands, write_file_atomically
+
+if TYPE_CHECKING:
+    from quantdesk.server.oauth import TokenIssuer
 
 KEY_PREFIX = "qd_"
 ENV_KEY_ID = "env"
@@ -234,14 +237,19 @@ def credential_from_headers(headers: dict[str, str]) -> str | None:
 class Authenticator:
     """Turns a request's credential and peer address into a Principal, or refuses."""
 
-    def __init__(self, keys: KeyStore) -> None:
+    def __init__(self, keys: KeyStore, tokens: TokenIssuer | None = None) -> None:
         self.keys = keys
+        self.tokens = tokens
 
     def open_mode(self) -> bool:
-        return not self.keys.has_keys()
+        return not self.keys.has_keys() and not (self.tokens is not None and self.tokens.users.exist())
 
     def authenticate(self, credential: str | None, client_is_loopback: bool) -> Principal:
+        from quantdesk.server.oauth import looks_like_jwt
+
         if credential is not None:
+            if self.tokens is not None and looks_like_jwt(credential):
+                return self.tokens.principal(credential)
             principal = self.keys.resolve(credential)
             if principal is None:
                 raise Unauthorized("unknown or revoked API key")

@@ -70,6 +70,15 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id or name")
     revoke.add_argument("key")
 
+    users = sub.add_parser("users", help="manage password users (the OAuth2 password flow at POST /token)")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    user_create = users_sub.add_parser("create", help="create a user; the password is read from stdin")
+    user_create.add_argument("username")
+    user_create.add_argument("--scopes", required=True, help="comma-separated, as for keys")
+    users_sub.add_parser("list", help="list users (never the password hashes)")
+    user_delete = users_sub.add_parser("delete", help="delete a user; their tokens stop working at once")
+    user_delete.add_argument("username")
+
     state = sub.add_parser("state", help="check the state store, or move a damaged or emptied one aside")
     state_sub = state.add_subparsers(dest="state_command", required=True)
     state_check = state_sub.add_parser("check", help="full integrity check: problems, tables, rows, the key marker")
@@ -381,6 +390,30 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
         else:
             record = store.revoke(args.key)
             sys.stdout.write(f"revoked {record.id} ({record.name})\n")
+    finally:
+        state.close()
+    return 0
+
+
+@command("users")
+def _users(args: argparse.Namespace, settings: Settings) -> int:
+    from quantdesk.server.auth import parse_scopes
+    from quantdesk.server.oauth import UserStore
+    from quantdesk.server.state import StateStore
+
+    state = StateStore(settings.state_path)
+    try:
+        store = UserStore(state)
+        if args.users_command == "create":
+            # stdin, not an argument: a password on the command line lands in shell history and `ps`
+            password = sys.stdin.readline().rstrip("\n")
+            user = store.create(args.username, password, parse_scopes(args.scopes))
+            sys.stdout.write(f"created user {user.username} with scopes {','.join(sorted(user.scopes))}\n")
+        elif args.users_command == "list":
+            _print_json([user.as_dict() for user in store.list()])
+        else:
+            store.delete(args.username)
+            sys.stdout.write(f"deleted user {args.username}\n")
     finally:
         state.close()
     return 0

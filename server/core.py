@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from quantdesk.server.auth import Authenticator, KeyStore
 from quantdesk.server.context import ServerInfo, Services
 from quantdesk.server.metrics import Metrics
+from quantdesk.server.oauth import TokenIssuer, UserStore
 from quantdesk.server.paths import ServerPaths
 from quantdesk.server.registry import ToolRegistry, ToolSet, discover_tools
 from quantdesk.server.settings import Settings
@@ -52,7 +53,8 @@ def build_core(settings: Settings, extra_toolsets: Iterable[ToolSet] = ()) -> Co
     services = Services(settings.data_dir, state, info, registry, registry.factories,
                         settings={"max_body_bytes": settings.max_body_bytes, "background": settings.background},
                         paths=ServerPaths(settings.data_dir, settings.import_dirs))
-    authenticator = Authenticator(KeyStore(state, settings.env_api_key))
+    tokens = TokenIssuer(UserStore(state), settings.data_dir, settings.jwt_secret, settings.jwt_expire_minutes)
+    authenticator = Authenticator(KeyStore(state, settings.env_api_key), tokens)
     services.start(registry.start_services)
     for source in registry.metric_sources:
         metrics.add_domain(source.prefix, functools.partial(source.source, services), source.labels)

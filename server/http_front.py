@@ -30,7 +30,7 @@ def scope_headers(scope: Scope) -> dict[str, str]:
     return cached
 
 
-def _matches(value: str, patterns: list[str]) -> bool:
+def matches_pattern(value: str, patterns: list[str]) -> bool:
     return any(value == p or (p.endswith(":*") and fnmatch.fnmatchcase(value, p[:-1] + "*")) for p in patterns)
 
 
@@ -51,6 +51,10 @@ class FrontDoor:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and not matches_pattern(scope_headers(scope).get("host", ""),
+                                                                 self.allowed_hosts):
+            await send({"type": "websocket.close", "code": 1008})  # DNS rebinding: the same Host rule as HTTP
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -68,13 +72,13 @@ class FrontDoor:
 
         headers = scope_headers(scope)
         host = headers.get("host", "")
-        if not _matches(host, self.allowed_hosts):
+        if not matches_pattern(host, self.allowed_hosts):
             await send_json(send_with_id, 421, {"detail": "Invalid Host header", "request_id": request_id})
             return
         origin = headers.get("origin")
         path: str = scope["path"]
         public_get = scope["method"] in ("GET", "HEAD", "OPTIONS") and path.startswith(_ANY_ORIGIN_PATHS)
-        if origin and not public_get and not _matches(origin, self.allowed_origins):
+        if origin and not public_get and not matches_pattern(origin, self.allowed_origins):
             await send_json(send_with_id, 403, {"detail": "Invalid Origin header", "request_id": request_id})
             return
         length = headers.get("content-length")

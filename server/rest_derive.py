@@ -9,11 +9,13 @@ The OpenAPI entry comes from the tool's input and output schemas.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import orjson
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
@@ -22,11 +24,12 @@ from starlette.responses import FileResponse, Response
 
 from quantdesk.server.context import CallContext, Principal, ProgressFn
 from quantdesk.server.disconnect import cancel_on_disconnect
-from quantdesk.server.errors import InternalError, InvalidArgument, Problem, QuantdeskError
-from quantdesk.server.http_auth import authenticate_request
+from quantdesk.server.errors import InternalError, InvalidArgument, Problem, QuantdeskError, Unavailable
+from quantdesk.server.http_auth import authenticate_request, request_credential
 from quantdesk.server.http_state import STATUS_BY_KIND, HttpState, error_headers, json_response
 from quantdesk.server.logs import new_request_id
 from quantdesk.server.openapi import inline_refs
+from quantdesk.server.rate_limit import ClientRateLimit
 from quantdesk.server.registry import CallOutcome, FileBlock, ToolEntry
 from quantdesk.server.rest_rows import Profile, Row
 from quantdesk.server.route_table import TableRoute
@@ -79,7 +82,8 @@ def _merge(args: dict[str, Any], extra: dict[str, Any], source: str) -> None:
     args.update(extra)
 
 
-async def gather_arguments(request: Request, row: Row, entry: ToolEntry) -> dict[str, Any]:
+async def gather_arguments(request: Request, row: Row, entry: ToolEntry, skip_query: str | None = None
+                           ) -> dict[str, Any]:
     properties: dict[str, Any] = entry.input_schema.get("properties", {})
     args: dict[str, Any] = {}
     if row.method in _BODY_METHODS:
@@ -98,7 +102,10 @@ async def gather_arguments(request: Request, row: Row, entry: ToolEntry) -> dict
                 raise InvalidArgument.from_problems([Problem("$", "the request body must be a JSON object")])
     query: dict[str, Any] = {}
     for name in dict.fromkeys(request.query_params.keys()):
-        query[name] = coerce_query_value(request.query_params.getlist(name), properties.get(name))
+        if name != skip_query:  # the profile's credential parameter (?token=) is not an argument
+            query[name] = coerce_query_value(request.query_params.getlist(name), properties.get(name))
+    _merge(args, {arg: request.headers[header] for header, arg in row.headers.items() if header in request.headers},
+           "headers")
     _merge(args, query, "query string")
     _merge(args, {k: coerce_query_value([v], properties.get(k)) for k, v in request.path_params.items()}, "path")
     _merge(args, dict(row.fixed), "route's fixed arguments")
@@ -114,7 +121,7 @@ def _error_event(profile: Profile, exc: BaseException, request_id: str, route: s
     if not isinstance(exc, QuantdeskError):
         logger.error("stream failed", exc_info=exc, extra={"request_id": request_id, "route": route})
         exc = InternalError(request_id)
-    body = profile.error_body(STATUS_BY_KIND.get(exc.kind, 400), exc, request_id)
+    body = profile.error_body(error_status(profile, exc), exc, request_id)
     return {"event": "error", "data": orjson.dumps(body).decode()}
 
 
@@ -178,8 +185,12 @@ def _progress_sse(profile: Profile, request_id: str, route: str,
     return EventSourceResponse(events(), headers={"X-Accel-Buffering": "no"})
 
 
+def error_status(profile: Profile, exc: QuantdeskError) -> int:
+    return profile.status_by_kind.get(exc.kind) or STATUS_BY_KIND.get(exc.kind, 400)
+
+
 def error_response(profile: Profile, exc: QuantdeskError, request_id: str) -> Response:
-    status = STATUS_BY_KIND.get(exc.kind, 400)
+    status = error_status(profile, exc)
     return json_response(profile.error_body(status, exc, request_id), status, error_headers(exc))
 
 
@@ -197,15 +208,26 @@ def _render(row: Row, outcome: CallOutcome) -> Response:
     return json_response(rendered, row.status_code)
 
 
-def make_endpoint(row: Row, entry: ToolEntry, profile: Profile, state: HttpState
-                  ) -> Callable[[Request], Awaitable[Response]]:
+def make_endpoint(row: Row, entry: ToolEntry, profile: Profile, state: HttpState,
+                  limit: ClientRateLimit | None = None) -> Callable[[Request], Awaitable[Response]]:
     anonymous = Principal(None, "anonymous", frozenset({entry.scope}))
+    credentials = profile.credentials
 
     async def endpoint(request: Request) -> Response:
         request_id = getattr(request.state, "request_id", None) or new_request_id()
+        remember: str | None = None
         try:
-            principal = anonymous if row.public else authenticate_request(request, state.authenticator, row.scopes)
-            args = await gather_arguments(request, row, entry)
+            if limit is not None:
+                limit.check(request.client.host if request.client else "-")
+            if row.public:
+                principal = anonymous
+            else:
+                key = request_credential(request, credentials.cookie, credentials.query)
+                principal = authenticate_request(request, state.authenticator, row.scopes, key)
+                if credentials.remember_query_in_cookie and key and credentials.cookie \
+                        and request.cookies.get(credentials.cookie) != key:
+                    remember = key
+            args = await gather_arguments(request, row, entry, skip_query=credentials.query)
             ctx = CallContext(principal, state.services, request_id, door=f"rest-{profile.name}")
             if entry.streaming and (row.stream or _accepts_sse(request)):
                 events = await state.registry.open_stream(row.tool, args, ctx)
@@ -221,7 +243,11 @@ def make_endpoint(row: Row, entry: ToolEntry, profile: Profile, state: HttpState
             if outcome is None:
                 logger.info("client went away; call cancelled", extra={"request_id": request_id, "route": row.path})
                 return Response(status_code=499)
-            return _render(row, outcome)
+            response = _render(row, outcome)
+            if remember is not None and credentials.cookie is not None:
+                response.set_cookie(credentials.cookie, remember, httponly=True, samesite="strict",
+                                    secure=request.url.scheme == "https")
+            return response
         except QuantdeskError as exc:
             return error_response(profile, exc, request_id)
         except ClientDisconnect:
@@ -290,7 +316,7 @@ def openapi_operation(row: Row, entry: ToolEntry, path_params: list[str]) -> dic
     return operation
 
 
-def derive_route(row: Row, profile: Profile, state: HttpState) -> TableRoute:
+def derive_route(row: Row, profile: Profile, state: HttpState, limit: ClientRateLimit | None = None) -> TableRoute:
     entry = state.registry.get_tool(row.tool)
     path_params = _PATH_PARAM.findall(row.path)
     properties = entry.input_schema.get("properties", {})
@@ -305,9 +331,63 @@ def derive_route(row: Row, profile: Profile, state: HttpState) -> TableRoute:
         "operationId": f"{profile.name}_{row.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', row.path.lower()).strip('_')}",
         **openapi_operation(row, entry, path_params),
     }
-    return TableRoute(row.method, row.path, make_endpoint(row, entry, profile, state), operation)
+    return TableRoute(row.method, row.path, make_endpoint(row, entry, profile, state, limit), operation)
+
+
+def profile_rate_limit(profile: Profile) -> ClientRateLimit | None:
+    per_minute = profile.rate_limit_per_minute
+    if profile.rate_limit_env and os.environ.get(profile.rate_limit_env, "").strip().isdigit():
+        per_minute = int(os.environ[profile.rate_limit_env])
+    return ClientRateLimit(per_minute) if per_minute > 0 else None
 
 
 def derive_routes(profile: Profile, state: HttpState) -> list[TableRoute]:
     """Every row of the profile as a route (raises at start-up for a row that names a wrong argument)."""
-    return [derive_route(row, profile, state) for row in profile.rows_for(state.registry)]
+    limit = profile_rate_limit(profile)
+    routes = [derive_route(row, profile, state, limit) for row in profile.rows_for(state.registry)]
+    if profile.token_path is not None:
+        routes.append(token_route(profile, state, limit))
+    return routes
+
+
+def token_route(profile: Profile, state: HttpState, limit: ClientRateLimit | None) -> TableRoute:
+    """The OAuth2 password flow: a form with username and password in, a JWT bearer token out."""
+
+    async def endpoint(request: Request) -> Response:
+        request_id = getattr(request.state, "request_id", None) or new_request_id()
+        try:
+            if limit is not None:
+                limit.check(request.client.host if request.client else "-")
+            tokens = state.authenticator.tokens
+            if tokens is None:
+                raise Unavailable("password login is not configured on this server")
+            try:
+                form = await request.form()
+            except Exception:
+                form = None
+            username, password = (form.get("username"), form.get("password")) if form is not None else (None, None)
+            if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+                raise InvalidArgument.from_problems([Problem("$.username", "username and password are required, "
+                                                                          "form-encoded")])
+            grant = form.get("grant_type") if form is not None else None
+            if grant not in (None, "", "password"):
+                raise InvalidArgument.from_problems([Problem("$.grant_type", "only the password grant is served")])
+            issued = await anyio.to_thread.run_sync(tokens.issue, username, password)
+            return json_response(issued, headers={"Cache-Control": "no-store"})
+        except QuantdeskError as exc:
+            return error_response(profile, exc, request_id)
+
+    form_schema = {"type": "object", "required": ["username", "password"],
+                   "properties": {"username": {"type": "string", "maxLength": 64},
+                                  "password": {"type": "string", "maxLength": 256},
+                                  "grant_type": {"type": "string", "enum": ["password"]}}}
+    operation = {
+        "summary": "Log in (OAuth2 password flow): a JWT bearer token",
+        "tags": [profile.title], "operationId": f"{profile.name}_post_token",
+        "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": form_schema}}},
+        "responses": {"200": {"description": "access_token, token_type bearer, expires_in seconds",
+                              "content": {"application/json": {"schema": {"type": "object"}}}},
+                      "401": {"description": "Incorrect username or password."}, **_ERROR_RESPONSES},
+    }
+    assert profile.token_path is not None
+    return TableRoute("POST", profile.token_path, endpoint, operation)

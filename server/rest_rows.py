@@ -52,6 +52,8 @@ class Row:
     sse_when: str | None = None
     file: bool = False
     summary: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Request headers passed as arguments: `{"If-None-Match": "if_none_match"}`."""
 
 
 def fastapi_error_body(status: int, exc: QuantdeskError, request_id: str) -> dict[str, Any]:
@@ -67,6 +69,32 @@ def fastapi_error_body(status: int, exc: QuantdeskError, request_id: str) -> dic
 
 
 @dataclass(frozen=True, slots=True)
+class Credentials:
+    """Where a profile's clients may put their key, besides `X-API-Key` and `Authorization: Bearer`."""
+
+    cookie: str | None = None
+    query: str | None = None
+    remember_query_in_cookie: bool = False
+    """A key first given as `?query=` is set as the cookie (HttpOnly, SameSite=Strict), as browsers expect."""
+
+
+@dataclass(frozen=True, slots=True)
+class WsRow:
+    """A WebSocket route: the events of a streaming tool, each reshaped into the legacy message (or skipped).
+
+    `auth`: `first_frame` waits for `{"type": "auth", "token": ...}` as the first message;
+    `query` reads the key from the profile's query parameter (`/ws?token=`) or the headers.
+    """
+
+    path: str
+    tool: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    message: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
+    auth: Literal["first_frame", "query"] = "query"
+    scopes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     """One REST surface: its route table and the error body its clients expect."""
 
@@ -76,6 +104,16 @@ class Profile:
     error_body: Callable[[int, QuantdeskError, str], dict[str, Any]] = fastapi_error_body
     metrics_path: str | None = None
     """Where the profile's own listener serves the Prometheus exposition (public, as the legacy API had it)."""
+    credentials: Credentials = field(default_factory=Credentials)
+    status_by_kind: Mapping[str, int] = field(default_factory=dict)
+    """Overrides of the HTTP status per error kind (MANTIS answers a bad argument with 400, not 422)."""
+    rate_limit_per_minute: int = 0
+    """Requests a client address may make per minute on this profile's routes (0: no limit)."""
+    rate_limit_env: str | None = None
+    """The environment variable that overrides `rate_limit_per_minute` (0 disables)."""
+    token_path: str | None = None
+    """Where the OAuth2 password flow issues JWT bearer tokens (`POST`, form-encoded), if the API had one."""
+    websockets: tuple[WsRow, ...] = ()
 
     def rows_for(self, registry: ToolRegistry) -> tuple[Row, ...]:
         return self.rows(registry) if callable(self.rows) else self.rows

@@ -45,6 +45,9 @@ class Settings:
     background: bool = True
     """Whether this process runs background work (job resumption, the desk's live runner, research agents);
     one-shot CLI commands turn it off and leave that work to the long-lived server."""
+    jwt_secret: str | None = None
+    """Signs the OAuth2 password flow's tokens (QUANTDESK_JWT_SECRET); a random one in the data directory if unset."""
+    jwt_expire_minutes: int = 30
     mcp_extension: str | None = None
     """`module:attribute` of an MCP extension object to serve beside the registry (the conformance fixtures)."""
     max_resource_bytes: int = 8 * 1024 * 1024
@@ -82,6 +85,10 @@ class Settings:
             settings = replace(settings, max_resource_bytes=int(env["QUANTDESK_MAX_RESOURCE_BYTES"]))
         if env.get("QUANTDESK_CORS_ORIGINS"):
             settings = replace(settings, cors_origins=_split(env["QUANTDESK_CORS_ORIGINS"]))
+        if env.get("QUANTDESK_JWT_SECRET"):
+            settings = replace(settings, jwt_secret=env["QUANTDESK_JWT_SECRET"])
+        if env.get("QUANTDESK_JWT_EXPIRE_MINUTES"):
+            settings = replace(settings, jwt_expire_minutes=max(1, int(env["QUANTDESK_JWT_EXPIRE_MINUTES"])))
         if env.get("QUANTDESK_MCP_EXTENSION"):
             settings = replace(settings, mcp_extension=env["QUANTDESK_MCP_EXTENSION"])
         if env.get("QUANTDESK_IMPORT_DIRS"):

@@ -26,9 +26,10 @@ class StreamEventsInput(ToolInput):
     since_seq: int | None = Field(None, ge=0, le=2**53, description="Start with the buffered events after this "
                                   "sequence number (from an earlier event or get_event_bus_stats.last_seq), so "
                                   "nothing between two calls is missed while it is still in the bus's history.")
-    max_events: int = Field(100, ge=1, le=10_000, description="Stop after this many events.")
-    duration_seconds: float = Field(5.0, gt=0, le=86_400, allow_inf_nan=False,
-                                    description="Stop after this long (SSE clients may ask for hours).")
+    max_events: int = Field(100, ge=1, le=10**9, description="Stop after this many events (over MCP a call "
+                            "returns at most 10,000; SSE and WebSocket clients may follow the bus for good).")
+    duration_seconds: float = Field(5.0, gt=0, le=30 * 86_400, allow_inf_nan=False,
+                                    description="Stop after this long (SSE and WebSocket clients may ask for days).")
     max_queue: int = Field(1_000, ge=1, le=MAX_QUEUE, description="This subscriber's queue; when the consumer is "
                            "slower than the desk, the oldest queued events are dropped and counted.")
 
