@@ -81,6 +81,8 @@ class ControlPlane:
                 self.store.put(conn, STATE_ROW, ControlState("running", 0, "new desk", "system", now))
                 self.store.put(conn, LIMITS_ROW, RiskLimits())
         self._version: int | None = None
+        self._begun_at: int | None = None
+        """The engine's commit count when `begin` last read the state (see `begin`)."""
         self._view = self._read()
 
     # --- reading, failing closed -----------------------------------------------------------------------
@@ -119,8 +121,15 @@ class ControlPlane:
     # --- the gate --------------------------------------------------------------------------------------
 
     def begin(self) -> None:
-        """A placement (one order or a batch) starts: re-read the control state if another connection wrote."""
-        self.view()
+        """A placement (one order or a batch) starts: re-read the control state if another connection wrote.
+
+        Once per engine commit: the orders of one commit group (placed through the doors within a turn or
+        two of the event loop, none answered yet) share one reading, which saves a PRAGMA (two lock system
+        calls) per order; the control plane's own writes set the state directly or force a re-read."""
+        commits = self.engine.commits if self.engine is not None else None
+        if commits is None or commits != self._begun_at:
+            self.view()
+            self._begun_at = commits
 
     def check(self, intent: OrderIntent) -> list[Reason]:
         view = self._view  # as `begin` read it, under the same engine lock (a batch reads it once)
@@ -239,9 +248,16 @@ class ControlPlane:
             raise Conflict(f"the risk limits cannot be read: {view.error}")
         return view.limits
 
+    def _settle(self) -> None:
+        """Before the control plane writes: the engine's pending group of orders is written first, so a control
+        record never commits the engine's staged decisions without their orders (and keeps them in order)."""
+        if self.engine is not None:
+            self.engine.commit_pending()
+
     def set_limits(self, changes: dict[str, Any], actor: str) -> RiskLimits:
         engine = self._engine()
         with engine.lock:
+            self._settle()
             current = self.limits()
             updated = replace(current, **changes)
             now = self.now_ms()
@@ -249,7 +265,7 @@ class ControlPlane:
                 self.store.put(conn, LIMITS_ROW, updated)
                 logged = self._control_decision(conn, now, "set_risk_limits", actor, f"risk limits changed: {changes}",
                                                 None, {"changes": changes})
-            self._version = None
+            self._version = self._begun_at = None
             self._publish(logged)
             return updated
 
@@ -267,6 +283,7 @@ class ControlPlane:
     def _transition(self, new: ControlState, previous: str, command: str, details: dict[str, Any],
                     risk_event: tuple[str, str, dict[str, Any]] | None = None) -> None:
         """Write the new state durably (fsync) with its log entries, then tell the bus."""
+        self._settle()
         with self.sql.transaction(durable=True) as conn:
             self.store.put(conn, STATE_ROW, new)
             logged = self._control_decision(conn, new.updated_ms, command, new.actor,
@@ -275,7 +292,7 @@ class ControlPlane:
                                              **details})
             if risk_event is not None:
                 event = self.log.add_risk_event(conn, new.updated_ms, *risk_event)
-        self._version = None
+        self._version = self._begun_at = None
         self._view = ControlView(new, self._view.limits if self._view.limits else self._read().limits, None)
         self._publish(logged)
         if risk_event is not None:
@@ -340,9 +357,10 @@ class ControlPlane:
             if flatten and not already_flattened:
                 flattened = self._flatten(engine, "kill_switch")
                 done = replace(current, flattened_episode=current.episode)
+                self._settle()
                 with self.sql.transaction(durable=True) as conn:
                     self.store.put(conn, STATE_ROW, done)
-                self._version = None
+                self._version = self._begun_at = None
             return {"action": "killed", "already_killed": already, "state": "killed", "reason": current.kill_reason,
                     "episode": current.episode, "killed_at": iso(current.killed_at_ms), "latched_durably": True,
                     "cancelled": [c.to_dict() for c in cancelled], "cancel_instructions": self.cancel_instructions(),
@@ -378,6 +396,7 @@ class ControlPlane:
                     limits = self.store.read(LIMITS_ROW, RiskLimits)
                 except ControlStoreError:
                     limits = RiskLimits()
+                self._settle()
                 with self.sql.transaction(durable=True) as conn:
                     self.store.put(conn, LIMITS_ROW, limits)
             self._transition(new, view.state, "reset_kill_switch", {})
@@ -398,6 +417,7 @@ class ControlPlane:
                                          if x.symbol in symbols or x.venue_symbol in symbols))
         with engine.lock:
             results = engine.cancel_all(symbols, Reason("CANCEL_ALL", "cancelled by cancel-all"))
+            self._settle()
             with self.sql.transaction() as conn:
                 logged = self._control_decision(conn, self.now_ms(), "cancel_all", actor,
                                                 f"cancel-all: {len(results)} orders cancelled", None,

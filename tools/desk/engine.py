@@ -78,6 +78,9 @@ if TYPE_CHECKING:
 
 DEFAULT_LEVERAGE = 5.0
 _TOOL_CONTEXT = IntentContext()
+_DEFERRED: Any = object()
+"""`_conn` inside a deferred step: no transaction is open; its rows wait in memory for `commit_pending`."""
+_FAILED_KEPT = 64
 PRINT_GROUP_FILLS = 1000
 """An advance commits a group of trade prints once they have made this many fills (or at the next breaker)."""
 MAX_ADVANCE_MS = 31 * 86_400_000
@@ -165,6 +168,17 @@ class DeskEngine:
         """`Fill.state()` of the step's fills, to write."""
         self._group_fills = 0
         self._group_breach = self._group_changed = False
+        self._pending = False
+        """Deferred steps (see `_step`) have changes that only live in memory so far."""
+        self._pending_events: list[BusEvent] = []
+        self._generation = 1
+        """The commit group deferred steps add to now; it goes up by one at each commit or abandonment."""
+        self._failed: dict[int, BaseException] = {}
+        self._listeners: list[Callable[[BaseException | None], None]] = []
+        self.pending_steps = 0
+        """Deferred steps in the pending group."""
+        self.commits = 0
+        """Transactions committed by this engine (a step, or a group of deferred steps)."""
         self.markets: dict[str, MarketState] = {s: MarketState() for s in instruments.by_symbol}
         self._round_quantity: dict[str, Callable[[float], float]] = {
             i.symbol: functools.partial(round, ndigits=i.quantity_decimals) for i in instruments.instruments}
@@ -235,17 +249,50 @@ class DeskEngine:
     def reload(self) -> None:
         """Throw away the in-memory state and read it back from the store (after a failed step)."""
         with self.lock:
-            markets = self.markets
-            self._load()
-            self.markets = markets
+            if self._pending or self._listeners:
+                self._abandon(RuntimeError("the desk was reloaded from its store before these orders were written"))
+            else:
+                self._reload_state()
+
+    def _reload_state(self) -> None:
+        markets = self.markets
+        self._load()
+        self.markets = markets
 
     @contextmanager
-    def _step(self) -> Iterator[Any]:
-        """One transaction; events are published after it commits. Re-entrant: an inner step joins the outer."""
+    def _step(self, defer: bool = False) -> Iterator[Any]:
+        """One transaction; events are published after it commits. Re-entrant: an inner step joins the outer.
+
+        A deferred step (`defer`, an order placed through a door) opens no transaction: its changes are made in
+        memory and its rows wait with those of the steps deferred after it, until `commit_pending` writes the
+        group in one transaction (group commit: one commit for the concurrent orders of several callers). The
+        caller must not answer before its generation (`pending_generation`) is committed (`on_commit`). Any
+        other step, and every read of the ledger, commits what is pending first.
+        """
         if self._conn is not None:
             yield self._conn
             return
-        events: list[BusEvent] = []
+        if defer:
+            events: list[BusEvent] = []
+            self._events = events
+            self._conn = _DEFERRED
+            try:
+                yield _DEFERRED
+            except BaseException as exc:
+                self._conn = None
+                self._events = []
+                self._abandon(exc)
+                raise
+            self._conn = None
+            self._events = []
+            if events:
+                self._pending_events.extend(events)
+                self._pending = True
+                self.pending_steps += 1
+            return
+        if self._pending:
+            self.commit_pending()
+        events = []
         self._events = events
         try:
             with self.ledger.transaction() as conn:
@@ -259,15 +306,11 @@ class DeskEngine:
             self._events = []
             self._drop_buffers()
             self.gate.discard()
-            self.reload()
+            self._reload_state()
             raise
+        self.commits += 1
         self._events = []
-        if events:
-            if self._publish_all is not None:
-                self._publish_all(events)
-            else:
-                for event in events:
-                    self._publish(event)
+        self._publish_events(events)
 
     def _flush(self, conn: Any) -> None:
         """Write what the step changed so far, one statement per table, each row once (an order may change
@@ -297,6 +340,81 @@ class DeskEngine:
             # events at or before the desk time count as processed: a restart resumes after them
             self.ledger.put_meta(conn, {"now_ms": str(self.now_ms)})
             self._saved_now = self.now_ms
+
+    @property
+    def pending_generation(self) -> int | None:
+        """The commit group that holds changes made by deferred steps and not yet written, if any."""
+        return self._generation if self._pending else None
+
+    def on_commit(self, generation: int, listener: Callable[[BaseException | None], None]) -> bool:
+        """Have `listener(None)` called once `generation` is committed (`listener(error)` if it is abandoned);
+        False, and no call, when it is committed already; its error when it was abandoned. The listener runs in
+        the committing thread."""
+        with self.lock:
+            failed = self._failed.get(generation)
+            if failed is not None:
+                raise failed
+            if generation < self._generation:
+                return False
+            self._listeners.append(listener)
+            return True
+
+    def commit_pending(self) -> None:
+        """Write what deferred steps left in memory in one transaction, publish their events, and tell the
+        callers waiting on this group. On a failure the desk goes back to what is stored and they get the error."""
+        with self.lock:
+            inside = self._conn is _DEFERRED
+            if not (self._pending or inside):
+                return
+            try:
+                with self.ledger.transaction() as conn:
+                    self._flush(conn)
+            except BaseException as exc:
+                if not inside:  # inside a deferred step its own handler abandons the group
+                    self._abandon(exc)
+                raise
+            events, self._pending_events = self._pending_events, []
+            listeners, self._listeners = self._listeners, []
+            self._pending = False
+            self.pending_steps = 0
+            self._generation += 1
+            self.commits += 1
+        self._publish_events(events)
+        for listener in listeners:
+            listener(None)
+
+    def _abandon(self, error: BaseException) -> None:
+        """A deferred step or a group commit failed: nothing of the group is written; the desk reloads what is
+        stored and every caller waiting on the group gets the error."""
+        self._drop_buffers()
+        self.gate.discard()
+        self._pending_events = []
+        self._pending = False
+        self.pending_steps = 0
+        listeners, self._listeners = self._listeners, []
+        self._failed[self._generation] = error
+        if len(self._failed) > _FAILED_KEPT:
+            del self._failed[min(self._failed)]
+        self._generation += 1
+        self._reload_state()
+        for listener in listeners:
+            listener(error)
+
+    def _readable(self) -> None:
+        """Before reading desk rows back from the ledger: write those that so far only live in memory."""
+        if self._conn is _DEFERRED or (self._conn is None and self._pending):
+            self.commit_pending()
+        elif self._conn is not None:
+            self._flush(self._conn)
+
+    def _publish_events(self, events: list[BusEvent]) -> None:
+        if not events:
+            return
+        if self._publish_all is not None:
+            self._publish_all(events)
+        else:
+            for event in events:
+                self._publish(event)
 
     def _drop_buffers(self) -> None:
         self._dirty_orders.clear()
@@ -602,7 +720,10 @@ class DeskEngine:
         self._new_orders.add(order_id)
         return self._order_seq, order_id
 
-    def place_order(self, request: OrderRequest, context: IntentContext | None = None) -> PlaceResult:
+    def place_order(self, request: OrderRequest, context: IntentContext | None = None, *,
+                    defer: bool = False) -> PlaceResult:
+        """Place one order. With `defer`, its rows join the pending commit group (see `_step`): the caller
+        answers only once `pending_generation` is committed."""
         context = context or _TOOL_CONTEXT
         with self.lock:
             self.sync()
@@ -611,7 +732,7 @@ class DeskEngine:
                 return replayed
             instrument, request = self._checked(request)
             self.gate.begin()
-            with self._step():
+            with self._step(defer):
                 outcome = self._place(request, instrument, context)
             if isinstance(outcome, InvalidArgument):
                 raise outcome
@@ -620,13 +741,15 @@ class DeskEngine:
             return outcome
 
     def place_orders(self, requests: Sequence[OrderRequest], context: IntentContext | None = None, *,
-                     contexts: Sequence[IntentContext] | None = None) -> list[PlaceResult | QuantdeskError]:
+                     contexts: Sequence[IntentContext] | None = None,
+                     defer: bool = False) -> list[PlaceResult | QuantdeskError]:
         """Place several orders at one instant, in order, in one transaction: each comes out exactly as if
         placed alone one after the other (same checks, decisions, fills, events, idempotent replays), and
         each gets its own result: a PlaceResult, or the error that a lone place_order would have raised
         (a malformed order changes nothing but leaves its decision-log entry). When an order's fills trip
         a circuit breaker, what came before commits, the kill switch latches, and the rest is refused.
         `contexts` gives each order its own intent context (votes, signal); else `context` is every order's.
+        `defer` as for `place_order`.
         """
         if contexts is not None and len(contexts) != len(requests):
             raise ValueError("contexts must give one context per request")
@@ -640,7 +763,7 @@ class DeskEngine:
                 filled = False
                 # the account after a filled order, which is also the next order's (nothing moves in between)
                 account: AccountSnapshot | None = None
-                with self._step():
+                with self._step(defer):
                     while i < n:
                         request = requests[i]
                         i += 1
@@ -672,8 +795,7 @@ class DeskEngine:
         """A repeated client_order_id: the first order and its fills, placing nothing."""
         if request.client_order_id is None or request.client_order_id not in self.by_client:
             return None
-        if self._conn is not None:
-            self._flush(self._conn)  # in a batch, the first order may be earlier in the same transaction
+        self._readable()  # the first order may be earlier in this batch, or in the pending group
         order = self.get_order(self.by_client[request.client_order_id])
         return PlaceResult(order, self.ledger.list_fills(symbol=None, order_id=order.order_id, since_ms=None,
                                                          until_ms=None, liquidity=None, limit=1000)[::-1],
@@ -908,7 +1030,8 @@ class DeskEngine:
             after_pnl = round(balances.get(SETTLEMENT_ASSET, 0.0) + realized, BALANCE_DECIMALS)
             after_fee = round(after_pnl - fee, BALANCE_DECIMALS)
             balances[SETTLEMENT_ASSET] = after_fee
-            entries.append((seq, now, "realized_pnl", SETTLEMENT_ASSET, realized, after_pnl, symbol, fill_id))
+            if realized != 0.0:  # an opening fill changes no balance but by its fee
+                entries.append((seq, now, "realized_pnl", SETTLEMENT_ASSET, realized, after_pnl, symbol, fill_id))
             entries.append((seq, now, "fee", SETTLEMENT_ASSET, -fee, after_fee, symbol, fill_id))
             if insurance is not None:
                 covered = insurance(realized - fee, margin_before)
@@ -990,7 +1113,11 @@ class DeskEngine:
                 self.emit(OrderAmended(self.now_ms, order.state()))
 
     def get_order(self, order_id: str) -> Order:
-        order = self.open_orders.get(order_id) or self.ledger.get_order(order_id)
+        order = self.open_orders.get(order_id)
+        if order is None:
+            with self.lock:
+                self._readable()
+                order = self.ledger.get_order(order_id)
         if order is None:
             raise NotFound(f"order_id {order_id!r}: no such order")
         return order

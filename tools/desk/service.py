@@ -48,6 +48,8 @@ class DeskService:
         self._stop = threading.Event()
         self._runner: threading.Thread | None = None
         self.runner_errors = 0
+        self.commit_scheduled = False
+        """The tools' group commit has a commit queued on the event loop (see tools.committed)."""
         try:
             self._open(state, config, data_dir, resolve_cache)
         except (ValueError, OSError, LookupError) as exc:

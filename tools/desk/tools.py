@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -49,6 +52,7 @@ from quantdesk.tools.desk.models import (
 from quantdesk.tools.desk.service import DeskService
 
 tools = ToolSet("desk")
+logger = logging.getLogger("quantdesk.desk")
 
 
 def _open_desk(services: Any) -> DeskService:
@@ -73,22 +77,91 @@ tools.service(DeskService, _open_desk, at_start=True)
 T = TypeVar("T")
 
 
-async def on_desk(ctx: CallContext, work: Callable[[DeskService], T]) -> T:
+async def on_desk(ctx: CallContext, work: Callable[[DeskService], T], *, settle: bool = True) -> T:
     """Run `work` under the engine's lock: on the event loop when the lock is free (the common, fast case),
-    in a worker thread when something long (an advance, a catch-up) holds it, so the loop never blocks."""
+    in a worker thread when something long (an advance, a catch-up) holds it, so the loop never blocks.
+    With `settle` (every tool but the order placements) the pending group of orders is written first, so
+    what the tool reads or does comes after it."""
     desk = ctx.services.get(DeskService)
     lock = desk.lock
+
+    def run() -> T:
+        if settle:
+            desk.engine.commit_pending()
+        return work(desk)
+
     if lock.acquire(blocking=False):
         try:
-            return work(desk)
+            return run()
         finally:
             lock.release()
 
     def locked() -> T:
         with lock:
-            return work(desk)
+            return run()
 
     return await anyio.to_thread.run_sync(locked)
+
+
+async def committed(desk: DeskService, generation: int | None) -> None:
+    """Group commit: wait until the orders of `generation` are written (raise the error if they could not be).
+
+    The first caller of a group schedules its commit for the event loop's next turn, so the placements of
+    the other requests the loop is handling now join the same transaction; each caller answers only after
+    it (an answer never precedes its order's commit)."""
+    if generation is None:
+        return
+    loop = asyncio.get_running_loop()
+    loop_thread = threading.get_ident()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def done(error: BaseException | None) -> None:
+        if threading.get_ident() == loop_thread:
+            _settle_future(future, error)  # committed by the loop itself: no wake-up needed
+        else:
+            loop.call_soon_threadsafe(_settle_future, future, error)
+
+    if not desk.engine.on_commit(generation, done):
+        return
+    if not desk.commit_scheduled:
+        desk.commit_scheduled = True
+        loop.call_soon(_commit_group, desk, desk.engine.pending_steps, 0)
+    await future
+
+
+def _settle_future(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+GROUP_WAIT_TURNS = 2
+"""A group commit waits at most this many more turns of the event loop while other requests' orders keep
+joining it (bigger groups, fewer commits, a few hundred microseconds more for the first caller)."""
+
+
+def _commit_group(desk: DeskService, steps: int, turns: int) -> None:
+    if turns < GROUP_WAIT_TURNS and desk.engine.pending_steps > steps:
+        asyncio.get_running_loop().call_soon(_commit_group, desk, desk.engine.pending_steps, turns + 1)
+        return
+    desk.commit_scheduled = False
+    if desk.lock.acquire(blocking=False):
+        try:
+            _commit_quietly(desk)
+        finally:
+            desk.lock.release()
+    else:  # an advance or a catch-up holds the engine: commit from a worker thread once it is free
+        asyncio.get_running_loop().run_in_executor(None, _commit_quietly, desk)
+
+
+def _commit_quietly(desk: DeskService) -> None:
+    try:
+        desk.engine.commit_pending()
+    except Exception:  # the waiting callers got the error through their listeners
+        logger.exception("the desk's group commit failed")
 
 
 def _require_one(order_id: str | None, client_order_id: str | None) -> None:
@@ -112,15 +185,22 @@ async def place_order(args: PlaceOrderInput, ctx: CallContext) -> PlaceOrderOutp
     request = _request(args)
     context = _context(args, "tool:place_order")
 
-    def work(desk: DeskService) -> PlaceOrderOutput:
+    def work(desk: DeskService) -> tuple[PlaceOrderOutput | QuantdeskError, int | None]:
         engine = desk.engine
-        result = engine.place_order(request, context)
+        try:
+            result = engine.place_order(request, context, defer=True)
+        except QuantdeskError as exc:  # a malformed order: its decision-log entry is in the group too
+            return exc, engine.pending_generation
         return PlaceOrderOutput.model_validate({
             "order": result.order.to_dict(), "fills": [f.to_dict() for f in result.fills],
             "accepted": result.order.status != "rejected", "idempotent_replay": result.replayed,
-            "data_source": engine.feed.data_source, "desk_time_ms": engine.now_ms})
+            "data_source": engine.feed.data_source, "desk_time_ms": engine.now_ms}), engine.pending_generation
 
-    return await on_desk(ctx, work)
+    output, generation = await on_desk(ctx, work, settle=False)
+    await committed(ctx.services.get(DeskService), generation)
+    if isinstance(output, QuantdeskError):
+        raise output
+    return output
 
 
 def _request(args: PlaceOrderInput) -> OrderRequest:
@@ -146,10 +226,10 @@ async def place_orders(args: PlaceOrdersInput, ctx: CallContext) -> PlaceOrdersO
     requests = [_request(order) for order in args.orders]
     contexts = [_context(order, "tool:place_orders") for order in args.orders]
 
-    def work(desk: DeskService) -> PlaceOrdersOutput:
+    def work(desk: DeskService) -> tuple[PlaceOrdersOutput, int | None]:
         engine = desk.engine
         rows: list[dict[str, Any]] = []
-        for index, result in enumerate(engine.place_orders(requests, contexts=contexts)):
+        for index, result in enumerate(engine.place_orders(requests, contexts=contexts, defer=True)):
             if isinstance(result, QuantdeskError):
                 problems = [{"path": f"$.orders[{index}]{p.path.removeprefix('$')}", "message": p.message}
                             for p in getattr(result, "problems", [])]
@@ -165,9 +245,11 @@ async def place_orders(args: PlaceOrdersInput, ctx: CallContext) -> PlaceOrdersO
         errors = sum(1 for r in rows if not r["ok"])
         return PlaceOrdersOutput.model_validate({
             "results": rows, "accepted": accepted, "rejected": len(rows) - accepted - errors, "errors": errors,
-            "data_source": engine.feed.data_source, "desk_time_ms": engine.now_ms})
+            "data_source": engine.feed.data_source, "desk_time_ms": engine.now_ms}), engine.pending_generation
 
-    return await on_desk(ctx, work)
+    output, generation = await on_desk(ctx, work, settle=False)
+    await committed(ctx.services.get(DeskService), generation)
+    return output
 
 
 @tools.tool(scope="trade", title="Cancel an order", destructive=True)

@@ -36,6 +36,21 @@ def check_shape(request: OrderRequest, instrument: Instrument) -> None:
 
 def grid_problems(request: OrderRequest, instrument: Instrument, market: MarketState) -> list[tuple[str, str, str]]:
     """Tick, lot and minimum-notional problems: (field path, reason code, message)."""
+    price, quantity = request.price, request.quantity
+    if request.stop_price is None and quantity >= instrument.lot_size - 1e-15 and not request.reduce_only:
+        # the usual order, checked with the same arithmetic as below without building anything
+        units = quantity / instrument.lot_size
+        on_lot = abs(units - round(units)) <= 1e-9 * max(1.0, abs(units))
+        if price is None:
+            mark = market.mark if market.mark is not None else market.last_price
+            notional_ok = mark is None or quantity * mark >= instrument.min_notional_usd - 1e-9
+            on_tick = True
+        else:
+            ticks = price / instrument.tick_size
+            on_tick = abs(ticks - round(ticks)) <= 1e-9 * max(1.0, abs(ticks))
+            notional_ok = quantity * price >= instrument.min_notional_usd - 1e-9
+        if on_lot and on_tick and notional_ok:
+            return []
     out = []
     for name, value in (("price", request.price), ("stop_price", request.stop_price)):
         if value is not None and not instrument.price_on_tick(value):
