@@ -467,7 +467,23 @@ class ControlPlane:
         return out
 
 
+_SUMMARIES: dict[tuple[Any, ...], str] = {}
+"""Summaries of recent order shapes: formatting floats with :g costs more than a dictionary lookup, and a desk
+places the same shapes again and again (bounded: cleared when full)."""
+
+
 def _summary(r: OrderRequest) -> str:
+    key = (r.side, r.quantity, r.symbol, r.order_type, r.price, r.stop_price, r.time_in_force, r.reduce_only,
+           r.post_only)
+    text = _SUMMARIES.get(key)
+    if text is None:
+        if len(_SUMMARIES) >= 4096:
+            _SUMMARIES.clear()
+        text = _SUMMARIES[key] = _format_summary(r)
+    return text
+
+
+def _format_summary(r: OrderRequest) -> str:
     price = f" @ {r.price:g}" if r.price is not None else ""
     stop = f" stop {r.stop_price:g}" if r.stop_price is not None else ""
     flags = "".join([" reduce-only" if r.reduce_only else "", " post-only" if r.post_only else ""])

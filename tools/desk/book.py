@@ -66,8 +66,35 @@ class LiveBook:
         return cost / got if got > 0 else None
 
     def take(self, taker_side: str, quantity: float, limit: float | None,
-             round_qty: Callable[[float], float]) -> list[tuple[float, float]]:
-        """Consume liquidity level by level; returns (price, quantity) per level touched, best first."""
+             round_qty: Callable[[float], float] | int) -> list[tuple[float, float]]:
+        """Consume liquidity level by level; returns (price, quantity) per level touched, best first.
+
+        `round_qty` snaps quantities to the lot grid: a function, or the grid's decimal places (the engine's
+        fast path: `round(x, decimals)` without a call through a function)."""
+        if not isinstance(round_qty, int):
+            return self._take_with(taker_side, quantity, limit, round_qty)
+        decimals = round_qty
+        levels = self._levels(taker_side)
+        out: list[tuple[float, float]] = []
+        left = quantity
+        while levels and left > 0:
+            price, size = levels[0]
+            if limit is not None and _beyond(taker_side, price, limit):
+                break
+            take = round(size if size <= left else left, decimals)
+            if take <= 0:
+                break
+            out.append((price, take))
+            left = round(left - take, decimals)
+            rest = round(size - take, decimals)
+            if rest <= 0:
+                levels.pop(0)
+            else:
+                levels[0][1] = rest
+        return out
+
+    def _take_with(self, taker_side: str, quantity: float, limit: float | None,
+                   round_qty: Callable[[float], float]) -> list[tuple[float, float]]:
         levels = self._levels(taker_side)
         out: list[tuple[float, float]] = []
         left = quantity

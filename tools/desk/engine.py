@@ -12,7 +12,6 @@ the rules in README.md beside this module.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -180,9 +179,6 @@ class DeskEngine:
         self.commits = 0
         """Transactions committed by this engine (a step, or a group of deferred steps)."""
         self.markets: dict[str, MarketState] = {s: MarketState() for s in instruments.by_symbol}
-        self._round_quantity: dict[str, Callable[[float], float]] = {
-            i.symbol: functools.partial(round, ndigits=i.quantity_decimals) for i in instruments.instruments}
-        """`Instrument.round_quantity` as one C call (the book walk rounds three times a level)."""
         self._load()
 
     # --- state -------------------------------------------------------------------------------------
@@ -570,6 +566,18 @@ class DeskEngine:
         return self.balances.get(asset, 0.0)
 
     def account(self) -> AccountSnapshot:
+        return self._snapshot(self._account_core())
+
+    def _snapshot(self, core: tuple[float, ...]) -> AccountSnapshot:
+        """The account from `_account_core` plus what resting orders change (reservations, their count)."""
+        equity, wallet, gross, net, isolated, cross_im, cross_upnl = core
+        available = wallet - self._reserved.get(SETTLEMENT_ASSET, 0.0) - isolated - cross_im + cross_upnl
+        return AccountSnapshot(self.now_ms, equity, wallet, available, gross, net, max(self.peak_equity, equity),
+                               self.day_start_equity, len(self.open_orders))
+
+    def _account_core(self) -> tuple[float, ...]:
+        """What only balances, positions and marks change: (equity, wallet, gross, net, isolated margin,
+        cross initial margin, cross unrealized P&L). A batch keeps it from one order to the next until a fill."""
         balances = self.balances
         wallet = balances.get(SETTLEMENT_ASSET, 0.0)
         upnl = gross = net = isolated = cross_im = cross_upnl = spot_value = 0.0
@@ -601,10 +609,7 @@ class DeskEngine:
                 spot_value += amount * price
                 gross += abs(amount * price)
                 net += amount * price
-        equity = wallet + upnl + spot_value
-        available = wallet - self._reserved.get(SETTLEMENT_ASSET, 0.0) - isolated - cross_im + cross_upnl
-        return AccountSnapshot(self.now_ms, equity, wallet, available, gross, net, max(self.peak_equity, equity),
-                               self.day_start_equity, len(self.open_orders))
+        return wallet + upnl + spot_value, wallet, gross, net, isolated, cross_im, cross_upnl
 
     def _cross_excess(self) -> float:
         """Cross collateral plus cross unrealized P&L minus cross maintenance margin (liquidation below 0)."""
@@ -761,8 +766,8 @@ class DeskEngine:
             while i < n:
                 self.gate.begin()
                 filled = False
-                # the account after a filled order, which is also the next order's (nothing moves in between)
-                account: AccountSnapshot | None = None
+                # balances, positions and marks change only by fills here: the account's core is kept until one
+                core = self._account_core()
                 with self._step(defer):
                     while i < n:
                         request = requests[i]
@@ -777,12 +782,12 @@ class DeskEngine:
                             results.append(exc)
                             continue
                         outcome = self._place(checked, instrument, contexts[i - 1] if contexts else context,
-                                              account)
+                                              self._snapshot(core))
                         results.append(outcome)
-                        account = None
                         if isinstance(outcome, PlaceResult) and outcome.fills:
                             filled = True
-                            account = self.account()
+                            core = self._account_core()
+                            account = self._snapshot(core)
                             if account.equity_usd > self.peak_equity:
                                 self.peak_equity = account.equity_usd
                             if self.gate.breach(account) is not None:
@@ -997,7 +1002,7 @@ class DeskEngine:
         if order.reference_price is None:
             order.reference_price = book.touch(order.side)
         wanted = self._executable_quantity(order)
-        levels = book.take(order.side, wanted, limit, self._round_quantity[instrument.symbol])
+        levels = book.take(order.side, wanted, limit, instrument.quantity_decimals)
         if len(levels) == 1:
             price, quantity = levels[0]
             return [self._fill(order, instrument, quantity, price, "taker")]
