@@ -355,7 +355,8 @@ def door_rows(args: argparse.Namespace) -> list[tuple[str, str, str]]:
                 ("REST POST /tools/<tool>", "place_order"): (
                     [request_bytes("/tools/place_order", order(s)) for s in ("buy", "sell")], check_fill),
             }
-            sdk = [("MCP SDK client, Streamable HTTP", "get_health"), ("MCP SDK client, Streamable HTTP", "place_order")]
+            sdk_door = "MCP SDK client, Streamable HTTP"
+            sdk = [(sdk_door, "get_health"), (sdk_door, "place_order")]
             cases = [*raw, *sdk]
             rates: dict[tuple[str, str], list[float]] = {case: [] for case in cases}
             cpu: dict[tuple[str, str], list[float]] = {case: [] for case in cases}

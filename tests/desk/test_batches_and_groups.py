@@ -22,7 +22,7 @@ SECOND = 1_000
 
 
 @pytest.fixture
-def market(market_file, ev):
+def market(market_file: Any, ev: Any) -> Any:
     """Deep books, then a falling tape of prints that goes through a ladder of resting bids."""
     return market_file([
         ev.book(SPOT, T0, [(94999.99, 5.0)], [(95000.01, 5.0)]),
@@ -52,7 +52,7 @@ def _outcome(result: Any) -> dict[str, Any]:
     return {"order": result.order.to_dict(), "fills": [f.to_dict() for f in result.fills], "replayed": result.replayed}
 
 
-def _record(desk, bus_events: list[Any]) -> bytes:
+def _record(desk: Any, bus_events: list[Any]) -> bytes:
     engine = desk.engine
     decisions = [d.to_dict() for d in desk.control.log.entries(limit=1000)]
     orders = [o.to_dict() for o in engine.ledger.list_orders(statuses=None, symbol=None, since_ms=None,
@@ -65,7 +65,7 @@ def _record(desk, bus_events: list[Any]) -> bytes:
                        "positions": positions, "events": events}, sort_keys=True).encode()
 
 
-def test_a_batch_gives_exactly_what_the_same_orders_placed_one_by_one_give(desks, market):
+def test_a_batch_gives_exactly_what_the_same_orders_placed_one_by_one_give(desks: Any, market: Any) -> None:
     one_bus, batch_bus = EventBus(), EventBus()
     one, batch = desks.open("one", replay=market, bus=one_bus), desks.open("batch", replay=market, bus=batch_bus)
     one_events, batch_events = one_bus.subscribe(max_queue=10_000), batch_bus.subscribe(max_queue=10_000)
@@ -91,7 +91,7 @@ def test_a_batch_gives_exactly_what_the_same_orders_placed_one_by_one_give(desks
     assert len(filled) > 5, "the tape went through the ladder"
 
 
-def test_a_late_subscriber_gets_the_same_events_from_the_history_as_a_live_one(desks, market):
+def test_a_late_subscriber_gets_the_same_events_from_the_history_as_a_live_one(desks: Any, market: Any) -> None:
     bus = EventBus()
     desk = desks.open(replay=market, bus=bus)
     live = bus.subscribe(max_queue=10_000)
@@ -103,13 +103,14 @@ def test_a_late_subscriber_gets_the_same_events_from_the_history_as_a_live_one(d
     assert len(seen) > 50 and [e.to_dict() for e in late.poll()] == seen
 
 
-def test_a_breaker_tripped_inside_a_batch_commits_what_came_before_and_refuses_the_rest(desks, market):
+def test_a_breaker_tripped_inside_a_batch_commits_what_came_before_and_refuses_the_rest(
+        desks: Any, market: Any) -> None:
     desk = desks.open(replay=market)
     desk.control.set_limits({"max_drawdown_pct": 1e-6}, "tester")
     results = desk.engine.place_orders([OrderRequest(PERP, "buy", "market", 0.1),
                                         OrderRequest(PERP, "sell", "market", 0.1),
                                         OrderRequest(PERP, "buy", "limit", 0.1, price=94000.0)])
-    first, second, third = (r.order for r in results)  # type: ignore[union-attr]
+    first, second, third = (r.order for r in results)
     assert first.status == "filled"
     assert (second.status, third.status) == ("rejected", "rejected")
     assert [r.code for r in second.reasons] == ["TRADING_HALTED"]
@@ -119,47 +120,48 @@ def test_a_breaker_tripped_inside_a_batch_commits_what_came_before_and_refuses_t
     assert status["kill_reason"].startswith("DRAWDOWN_LIMIT")
 
 
-def _fail_on(state_path, table: str, seq: int) -> None:
+def _fail_on(state_path: Any, table: str, seq: int) -> None:
     """A real SQLite failure on one row (what a full disk or an I/O error looks like to the engine)."""
     with sqlite3.connect(state_path) as conn:
         conn.execute(f"CREATE TRIGGER fail_once BEFORE INSERT ON {table} WHEN NEW.seq = {seq} "
                      "BEGIN SELECT RAISE(ABORT, 'simulated storage failure'); END")
 
 
-def _clear_failure(state_path) -> None:
+def _clear_failure(state_path: Any) -> None:
     with sqlite3.connect(state_path) as conn:
         conn.execute("DROP TRIGGER fail_once")
 
 
-def _state(desk) -> tuple[Any, ...]:
+def _state(desk: Any) -> tuple[Any, ...]:
     engine = desk.engine
     return ({s: p.key() for s, p in engine.positions.items()}, dict(engine.balances),
             {i: o.to_dict() for i, o in engine.open_orders.items()}, engine.now_ms, engine.metrics.fills)
 
 
-def test_a_failure_in_the_middle_of_a_batch_leaves_nothing_of_it(desks, market):
+def test_a_failure_in_the_middle_of_a_batch_leaves_nothing_of_it(desks: Any, market: Any) -> None:
     desk = desks.open(replay=market)
     engine = desk.engine
     engine.place_order(OrderRequest(PERP, "buy", "market", 0.1))
     before = _state(desk)[:4]
-    path = desk.state.path  # type: ignore[attr-defined]
+    path = desk.state.path
     _fail_on(path, "desk_orders", engine._order_seq + 3)
     with pytest.raises(sqlite3.DatabaseError, match="simulated storage failure"):
         engine.place_orders([OrderRequest(PERP, "buy", "market", 0.1)] * 5)
     assert _state(desk)[:4] == before
     assert len(engine.ledger.list_orders(statuses=None, symbol=None, since_ms=None, until_ms=None, limit=100)) == 1
     _clear_failure(path)
-    assert [r.order.order_id for r in engine.place_orders([OrderRequest(PERP, "sell", "market", 0.1)])] == [  # type: ignore[union-attr]
+    assert [r.order.order_id for r in engine.place_orders([OrderRequest(PERP, "sell", "market", 0.1)])] == [
         "ord-00000002"]
 
 
-def test_a_failure_inside_a_group_of_prints_rolls_the_group_back_and_a_second_advance_redoes_it(desks, market):
+def test_a_failure_inside_a_group_of_prints_rolls_the_group_back_and_a_second_advance_redoes_it(
+        desks: Any, market: Any) -> None:
     reference, failing = desks.open("reference", replay=market), desks.open("failing", replay=market)
     ladder = [OrderRequest(PERP, "buy", "limit", 0.01, price=94890.0 - 10.0 * k) for k in range(12)]
     for desk in (reference, failing):
         desk.engine.place_orders(ladder)
     before = _state(failing)
-    path = failing.state.path  # type: ignore[attr-defined]
+    path = failing.state.path
     _fail_on(path, "desk_fills", failing.engine._journal_seq + 5)
     with pytest.raises(sqlite3.DatabaseError, match="simulated storage failure"):
         failing.engine.advance(T0 + 60 * SECOND)
@@ -174,11 +176,11 @@ def test_a_failure_inside_a_group_of_prints_rolls_the_group_back_and_a_second_ad
         symbol=None, order_id=None, since_ms=None, until_ms=None, liquidity=None, limit=100)
 
 
-def test_an_older_ledger_gets_the_open_order_index_rebuilt_and_keeps_its_open_orders(desks, market):
+def test_an_older_ledger_gets_the_open_order_index_rebuilt_and_keeps_its_open_orders(desks: Any, market: Any) -> None:
     desk = desks.open(replay=market)
-    ids = [r.order.order_id for r in desk.engine.place_orders(  # type: ignore[union-attr]
+    ids = [r.order.order_id for r in desk.engine.place_orders(
         [OrderRequest(PERP, "buy", "limit", 0.1, price=p) for p in (94000.0, 93000.0)])]
-    path = desk.state.path  # type: ignore[attr-defined]
+    path = desk.state.path
     desks.close(desk)
     with sqlite3.connect(path) as conn:  # the index as the first ledgers were made
         conn.execute("DROP INDEX desk_orders_open")
@@ -194,7 +196,7 @@ def test_an_older_ledger_gets_the_open_order_index_rebuilt_and_keeps_its_open_or
     assert " IN (" not in sql and "desk_orders_open" in str(plan)
 
 
-def test_an_invalid_order_in_a_batch_names_its_field_and_leaves_its_decision(desks, market):
+def test_an_invalid_order_in_a_batch_names_its_field_and_leaves_its_decision(desks: Any, market: Any) -> None:
     desk = desks.open(replay=market)
     [result] = desk.engine.place_orders([OrderRequest(PERP, "buy", "limit", 0.0015, price=94000.0)])
     assert isinstance(result, InvalidArgument)

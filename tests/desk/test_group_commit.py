@@ -24,9 +24,9 @@ def _stored_orders(path: Any) -> list[str]:
         return [row[0] for row in conn.execute("SELECT order_id FROM desk_orders ORDER BY seq")]
 
 
-def test_deferred_orders_are_written_together_and_their_callers_hear_after_the_commit(desks):
+def test_deferred_orders_are_written_together_and_their_callers_hear_after_the_commit(desks: Any) -> None:
     desk = desks.open()
-    engine, path = desk.engine, desk.state.path  # type: ignore[attr-defined]
+    engine, path = desk.engine, desk.state.path
     heard: list[BaseException | None] = []
     first = engine.place_order(OrderRequest(PERP, "buy", "market", 0.01), defer=True)
     generation = engine.pending_generation
@@ -41,9 +41,9 @@ def test_deferred_orders_are_written_together_and_their_callers_hear_after_the_c
     assert engine.pending_generation is None and engine.on_commit(generation, heard.append) is False
 
 
-def test_reads_and_other_steps_write_the_pending_group_first(desks):
+def test_reads_and_other_steps_write_the_pending_group_first(desks: Any) -> None:
     desk = desks.open()
-    engine, path = desk.engine, desk.state.path  # type: ignore[attr-defined]
+    engine, path = desk.engine, desk.state.path
     placed = engine.place_order(OrderRequest(PERP, "buy", "market", 0.01, client_order_id="g-1"), defer=True)
     again = engine.place_order(OrderRequest(PERP, "buy", "market", 0.01, client_order_id="g-1"), defer=True)
     assert again.replayed is True and [f.fill_id for f in again.fills] == [f.fill_id for f in placed.fills]
@@ -54,9 +54,9 @@ def test_reads_and_other_steps_write_the_pending_group_first(desks):
     assert len(_stored_orders(path)) == 2 and engine.pending_generation is None
 
 
-def test_a_failed_group_commit_reverts_the_desk_and_tells_every_waiting_caller(desks):
+def test_a_failed_group_commit_reverts_the_desk_and_tells_every_waiting_caller(desks: Any) -> None:
     desk = desks.open()
-    engine, path = desk.engine, desk.state.path  # type: ignore[attr-defined]
+    engine, path = desk.engine, desk.state.path
     engine.place_order(OrderRequest(PERP, "buy", "market", 0.01))
     before = (dict(engine.balances), {s: p.key() for s, p in engine.positions.items()}, engine._order_seq)
     heard: list[BaseException | None] = []
@@ -78,7 +78,8 @@ def test_a_failed_group_commit_reverts_the_desk_and_tells_every_waiting_caller(d
     assert engine.place_order(OrderRequest(PERP, "buy", "market", 0.02)).order.order_id == "ord-00000002"
 
 
-def test_every_answered_order_and_fill_survives_a_kill_9_during_concurrent_placements(server_factory, tmp_path):
+def test_every_answered_order_and_fill_survives_a_kill_9_during_concurrent_placements(
+        server_factory: Any, tmp_path: Any) -> None:
     data = tmp_path / "crash"
     server = server_factory(data, extra_env=SIMULATED)
     headers = server.headers()

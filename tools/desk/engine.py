@@ -766,8 +766,10 @@ class DeskEngine:
             while i < n:
                 self.gate.begin()
                 filled = False
-                # balances, positions and marks change only by fills here: the account's core is kept until one
+                # balances, positions and marks change only by fills here: the account's core is kept until one;
+                # after a fill the account is also the next order's (nothing moves in between)
                 core = self._account_core()
+                account: AccountSnapshot | None = None
                 with self._step(defer):
                     while i < n:
                         request = requests[i]
@@ -782,8 +784,9 @@ class DeskEngine:
                             results.append(exc)
                             continue
                         outcome = self._place(checked, instrument, contexts[i - 1] if contexts else context,
-                                              self._snapshot(core))
+                                              account or self._snapshot(core))
                         results.append(outcome)
+                        account = None
                         if isinstance(outcome, PlaceResult) and outcome.fills:
                             filled = True
                             core = self._account_core()
