@@ -104,8 +104,10 @@ class MarketState:
         return self.mark if self.mark is not None else self.last_price
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PlaceResult:
+    """An order as placed (or replayed) and the fills it made at once; a fresh object per call, to read."""
+
     order: Order
     fills: list[Fill]
     replayed: bool = False
@@ -1178,7 +1180,7 @@ class DeskEngine:
                     if entry is None or not (abs(entry[0]) > price if buying else abs(entry[0]) < price):
                         break
                     order = self.open_orders[entry[2]]
-                    quantity = instrument.round_quantity(min(self._executable_quantity(order), capacity))
+                    quantity = round(min(self._executable_quantity(order), capacity), instrument.quantity_decimals)
                     if quantity <= 0:
                         pop(heap)
                         if order.reduce_only:
@@ -1186,6 +1188,8 @@ class DeskEngine:
                         continue
                     assert order.price is not None
                     self._fill(order, instrument, quantity, order.price, "maker", reference=order.price)
+                    if order.status == "filled" and heap and heap[0] is entry:
+                        pop(heap)  # what `top` would drop next time round, without asking again
                     capacity -= quantity
                     made += 1
             triggered = []

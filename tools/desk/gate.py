@@ -15,8 +15,11 @@ from typing import Protocol
 from quantdesk.tools.desk.model import IntentContext, OrderRequest, Reason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AccountSnapshot:
+    """The account at `timestamp_ms`: a fresh object per call, to read (not frozen: built for every order, and a
+    frozen dataclass pays an `object.__setattr__` per field)."""
+
     timestamp_ms: int
     equity_usd: float
     wallet_usd: float
