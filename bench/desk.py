@@ -65,6 +65,7 @@ CLK = os.sysconf("SC_CLK_TCK")
 # --- in process ------------------------------------------------------------------------------------------
 
 def open_desk(folder: Path, ledger: str, replay: Path | None = None) -> tuple[DeskService, StateStore]:
+    gc.collect()  # the desks of earlier cases are garbage now: a server runs one desk, so no case pays for them
     folder.mkdir(parents=True, exist_ok=True)
     state = StateStore(Path(":memory:") if ledger == "memory" else folder / "quantdesk.sqlite3")
     config = DeskConfig(clock="simulated", feed="replay" if replay else "synthetic",
