@@ -54,6 +54,7 @@ from quantdesk.tools.desk.gate import AccountSnapshot, OpenGate, OrderGate, Orde
 from quantdesk.tools.desk.instruments import SETTLEMENT_ASSET, Instrument, InstrumentTable
 from quantdesk.tools.desk.ledger import Ledger
 from quantdesk.tools.desk.model import (
+    NO_REASONS,
     OPEN_STATUSES,
     EquitySample,
     Fill,
@@ -828,7 +829,7 @@ class DeskEngine:
         A grid problem leaves only its decision-log entry and comes back as the error to raise."""
         self.metrics.orders_submitted += 1
         market = self.markets[request.symbol]
-        notes: list[Reason] = []
+        notes: list[Reason] = NO_REASONS
         if request.reduce_only:
             request, notes = self._clamp_reduce_only(request, instrument)
         now = self.now_ms
@@ -875,10 +876,10 @@ class DeskEngine:
     def _clamp_reduce_only(self, request: OrderRequest, instrument: Instrument) -> tuple[OrderRequest, list[Reason]]:
         """A reduce-only order never asks for more than the live position (it would be refused or flip it)."""
         if not request.reduce_only or not instrument.is_perpetual:
-            return request, []
+            return request, NO_REASONS
         size = self.positions[request.symbol].size if request.symbol in self.positions else 0.0
         if size == 0.0 or (size > 0) == (request.side == "buy") or request.quantity <= abs(size):
-            return request, []
+            return request, NO_REASONS
         r = request
         clamped = OrderRequest(r.symbol, r.side, r.order_type, abs(size), r.price, r.stop_price, r.time_in_force,
                                r.post_only, r.reduce_only, r.client_order_id)

@@ -17,7 +17,16 @@ from typing import Any, Protocol, cast
 
 from quantdesk.tools.desk.accounting import add_balance, apply_perp_fill, spot_cash_flows
 from quantdesk.tools.desk.instruments import SETTLEMENT_ASSET, InstrumentTable
-from quantdesk.tools.desk.model import EquitySample, Fill, FundingPayment, MarginMode, Order, Position, Reason
+from quantdesk.tools.desk.model import (
+    NO_REASONS,
+    EquitySample,
+    Fill,
+    FundingPayment,
+    MarginMode,
+    Order,
+    Position,
+    Reason,
+)
 
 _OPEN = "status = 'open' OR status = 'partially_filled' OR status = 'pending_trigger'"
 """Open orders, written with OR rather than IN: SQLite builds an IN list's lookup table again on every execution
@@ -132,7 +141,8 @@ def order_from_row(row: sqlite3.Row) -> Order:
         filled_quantity=row["filled_quantity"], average_price=row["average_price"], fees_usd=row["fees_usd"],
         decision_id=row["decision_id"], signal_id=row["signal_id"], reference_price=row["reference_price"],
         triggered_ms=row["triggered_ms"],
-        reasons=[Reason(r["code"], r["message"]) for r in json.loads(row["reasons"])])
+        reasons=[Reason(r["code"], r["message"]) for r in json.loads(row["reasons"])] if row["reasons"] != "[]"
+        else NO_REASONS)
 
 
 def fill_from_row(row: sqlite3.Row) -> Fill:

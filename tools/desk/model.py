@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn, SupportsIndex
 
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit", "stop_market", "stop_limit"]
@@ -29,6 +30,55 @@ class Reason:
 
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
+
+
+class _NoReasons(list["Reason"]):
+    """The one empty reasons list that orders without reasons share. The engine replaces an order's reasons
+    (`[*order.reasons, reason]`), never changes them in place, and one list per open order was one more object
+    for every full garbage collection to walk (twenty thousand of them with as many resting orders); changing
+    this one in place raises instead of changing every order's."""
+
+    def _refuse(self) -> NoReturn:
+        raise TypeError("an order's reasons are replaced (order.reasons = [...]), not changed in place")
+
+    def append(self, item: Reason) -> NoReturn:
+        self._refuse()
+
+    def extend(self, items: Iterable[Reason]) -> NoReturn:
+        self._refuse()
+
+    def insert(self, index: SupportsIndex, item: Reason) -> NoReturn:
+        self._refuse()
+
+    def remove(self, item: Reason) -> NoReturn:
+        self._refuse()
+
+    def pop(self, index: SupportsIndex = -1) -> NoReturn:
+        self._refuse()
+
+    def clear(self) -> NoReturn:
+        self._refuse()
+
+    def sort(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._refuse()
+
+    def reverse(self) -> NoReturn:
+        self._refuse()
+
+    def __setitem__(self, index: Any, value: Any) -> NoReturn:
+        self._refuse()
+
+    def __delitem__(self, index: Any) -> NoReturn:
+        self._refuse()
+
+    def __iadd__(self, items: Iterable[Reason]) -> NoReturn:  # type: ignore[override,misc]
+        self._refuse()
+
+    def __imul__(self, times: SupportsIndex) -> NoReturn:
+        self._refuse()
+
+
+NO_REASONS: list[Reason] = _NoReasons()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +176,7 @@ class Order:
     @staticmethod
     def from_state(state: tuple[Any, ...]) -> Order:
         values = list(state)
-        values[24] = [Reason(code, message) for code, message in state[24]]
+        values[24] = [Reason(code, message) for code, message in state[24]] if state[24] else NO_REASONS
         return Order(*values)
 
     @property
