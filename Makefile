@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8765
 
-.PHONY: serve test test-slow lint typecheck conformance bench generated clean
+.PHONY: serve test test-slow lint typecheck conformance fuzz bench generated clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ typecheck: $(STAMP)
 
 conformance: $(STAMP)
 	$(PY) scripts/conformance.py
+
+# schemathesis against the server's own OpenAPI document, every check, all compat profiles.
+fuzz: $(STAMP)
+	$(PY) scripts/fuzz_openapi.py
 
 bench: $(STAMP)
 	$(PY) bench/mcp_overhead.py

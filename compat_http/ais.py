@@ -15,16 +15,12 @@ from typing import Any
 from quantdesk.server.registry import CallOutcome
 from quantdesk.server.rest_rows import Profile, Row
 
-_DEFAULT_REASON = "requested through the AIS control API"
+# AIS's pause and kill bodies may omit the reason; the desk logs one, so say where the request came from.
+_DEFAULT_REASON = {"reason": "requested through the AIS control API"}
 
 
 def _mode(outcome: CallOutcome) -> dict[str, Any]:
     return {"default_mode": outcome.structured["execution_mode"]}
-
-
-def _with_reason(args: dict[str, Any]) -> dict[str, Any]:
-    # AIS's pause and kill bodies may omit the reason; the desk logs one, so say where the request came from.
-    return args if args.get("reason") else {**args, "reason": _DEFAULT_REASON}
 
 
 def _decisions(outcome: CallOutcome) -> Any:
@@ -40,9 +36,9 @@ ROWS: tuple[Row, ...] = (
         response_schema={"type": "object", "properties": {"default_mode": {"type": "string", "enum": ["paper"]}}},
         summary="The execution mode (paper)"),
     Row("GET", "/control/status", "get_control_status", summary="Control state"),
-    Row("POST", "/control/pause", "pause_trading", request=_with_reason, summary="Pause: no new exposure"),
+    Row("POST", "/control/pause", "pause_trading", defaults=_DEFAULT_REASON, summary="Pause: no new exposure"),
     Row("POST", "/control/resume", "resume_trading", summary="Resume a paused desk (refused when killed)"),
-    Row("POST", "/control/kill-switch", "trigger_kill_switch", request=_with_reason,
+    Row("POST", "/control/kill-switch", "trigger_kill_switch", defaults=_DEFAULT_REASON,
         summary="Kill switch: latch killed and cancel every open order"),
     Row("POST", "/control/cancel-all", "cancel_all_orders", summary="Cancel every open order (of the symbols)"),
     Row("POST", "/control/deleverage", "deleverage_position", summary="Reduce a position with a reduce-only order"),

@@ -30,8 +30,9 @@ def _generate_body(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _config_body(args: dict[str, Any]) -> dict[str, Any]:
-    # Aleatoric clients post the manifest itself or wrap it as {"config": ...}; accept both.
-    return args if set(args) == {"config"} else {"config": args}
+    # Aleatoric clients post the manifest itself or wrap it as {"config": ...}; accept both. An empty body is
+    # neither: the tool answers that `config` is required, as the OpenAPI document says.
+    return args if not args or set(args) == {"config"} else {"config": args}
 
 
 ROWS: tuple[Row, ...] = (

@@ -88,7 +88,7 @@ async def gather_arguments(request: Request, row: Row, entry: ToolEntry, skip_qu
     args: dict[str, Any] = {}
     if row.method in _BODY_METHODS:
         raw = await request.body()
-        if raw.strip():
+        if raw.strip(b" \t\r\n"):  # JSON's whitespace only: a form feed is not an empty body
             try:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
@@ -109,6 +109,7 @@ async def gather_arguments(request: Request, row: Row, entry: ToolEntry, skip_qu
     _merge(args, query, "query string")
     _merge(args, {k: coerce_query_value([v], properties.get(k)) for k, v in request.path_params.items()}, "path")
     _merge(args, dict(row.fixed), "route's fixed arguments")
+    args = {**{k: v for k, v in row.defaults.items() if k not in args}, **args}
     return row.request(args) if row.request is not None else args
 
 
@@ -233,6 +234,10 @@ def make_endpoint(row: Row, entry: ToolEntry, profile: Profile, state: HttpState
                 events = await state.registry.open_stream(row.tool, args, ctx)
                 return await open_event_stream(events, profile, state, request_id, row.path)
             if not row.file and (_accepts_sse(request) or (row.sse_when and args.get(row.sse_when) is True)):
+                # Checked before the stream opens, so bad arguments get their real status, not `200` and an error event.
+                state.registry.authorize(entry, ctx)
+                entry.parse_arguments(args)
+
                 async def call(progress: ProgressFn) -> CallOutcome:
                     ctx.progress = progress
                     return await state.registry.call_tool(row.tool, args, ctx)
@@ -272,8 +277,9 @@ _ERROR_RESPONSES: dict[str, Any] = {
 
 def openapi_operation(row: Row, entry: ToolEntry, path_params: list[str]) -> dict[str, Any]:
     schema = inline_refs(entry.input_schema)
-    properties: dict[str, Any] = schema.get("properties", {})
-    required = set(schema.get("required", []))
+    properties: dict[str, Any] = {name: {**prop, "default": row.defaults[name]} if name in row.defaults else prop
+                                  for name, prop in schema.get("properties", {}).items()}
+    required = set(schema.get("required", [])) - set(row.defaults)
     params: list[dict[str, Any]] = [
         {"name": p, "in": "path", "required": True, "schema": properties.get(p, {"type": "string"})}
         for p in path_params

@@ -52,6 +52,8 @@ class Row:
     sse_when: str | None = None
     file: bool = False
     summary: str | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    """Arguments the legacy API let clients leave out, with the value used then (documented as optional)."""
     headers: Mapping[str, str] = field(default_factory=dict)
     """Request headers passed as arguments: `{"If-None-Match": "if_none_match"}`."""
 

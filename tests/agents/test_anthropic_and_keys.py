@@ -151,7 +151,7 @@ def test_keys_are_stored_0600_shown_masked_and_never_echoed(server: Any, tool: A
     shown = tool(url, "get_coinglass_key", {}, headers)
     assert coinglass not in shown.text and shown.structured["set"]
     rejected = tool(url, "set_anthropic_key", {"key": "not-an-anthropic-key-4242"}, headers)
-    assert rejected.kind == "invalid_argument" and "4242" not in rejected.text
+    assert rejected.kind == "invalid_argument" and "4242" not in rejected.text and "sk-ant-" in rejected.text
     assert tool(url, "set_anthropic_key", {"key": "sk-ant-short"}, headers).structured == {"set": True,
                                                                                           "masked": "***"}
     assert tool(url, "delete_anthropic_key", {}, headers).structured == {"set": False, "masked": None}

@@ -15,7 +15,8 @@ from quantdesk.server.discovery import render as render_discovery
 from quantdesk.server.registry import ToolRegistry, discover_tools
 
 REPO = Path(__file__).resolve().parents[2]
-TEST_TOOLS = {"count_slowly", "wait_until_cancelled", "fail_unexpectedly", "emit_ticks", "show_blocks", "emit_then_fail"}
+TEST_TOOLS = {"count_slowly", "wait_until_cancelled", "fail_unexpectedly", "emit_ticks", "show_blocks",
+              "emit_then_fail"}
 
 
 @pytest.fixture(scope="module")

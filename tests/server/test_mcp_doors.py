@@ -12,7 +12,8 @@ from mcp.shared.exceptions import MCPError
 from quantdesk.server.registry import ToolRegistry, discover_tools
 
 pytestmark = pytest.mark.anyio
-TEST_TOOLS = {"count_slowly", "wait_until_cancelled", "fail_unexpectedly", "emit_ticks", "show_blocks", "emit_then_fail"}
+TEST_TOOLS = {"count_slowly", "wait_until_cancelled", "fail_unexpectedly", "emit_ticks", "show_blocks",
+              "emit_then_fail"}
 
 
 def registry_names() -> set[str]:

@@ -23,7 +23,8 @@ def post(server, body, headers=None, content=None):
 
 def answer(response: httpx.Response) -> dict:
     if response.headers["content-type"].startswith("text/event-stream"):
-        data = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:") and line[5:].strip()]
+        lines = response.text.splitlines()
+        data = [line[5:].strip() for line in lines if line.startswith("data:") and line[5:].strip()]
         return [json.loads(d) for d in data if '"id"' in d][-1]
     return response.json()
 

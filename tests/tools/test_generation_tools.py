@@ -113,7 +113,11 @@ def test_cache_keys_cannot_traverse_paths(server):
 def test_clearing_every_cache_needs_confirm_true(server):
     refused = rest(server, "DELETE", "/mcp/caches")
     assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["confirm"]
+    refused = rest(server, "DELETE", "/mcp/caches", params={"confirm": "false"})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["msg"] == "must be true"
     assert rest(server, "GET", "/mcp/caches/stats").json()["total_entries"] >= 1
+    schema = rest(server, "GET", "/openapi.json").json()["paths"]["/tools/clear_caches"]["post"]
+    assert schema["requestBody"]["content"]["application/json"]["schema"]["properties"]["confirm"]["const"] is True
 
 
 def test_deleting_one_entry_removes_its_artifact(server):

@@ -62,6 +62,11 @@ def test_the_aleatoric_validate_route_answers_with_hash(server):
     assert body["valid"] is True and body["hash"] == body["manifest_hash"]
 
 
+def test_the_aleatoric_validate_route_refuses_an_empty_body(server):
+    response = httpx.post(f"{server.url}/mcp/config/validate", headers=server.headers())
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["config"]
+
+
 @pytest.mark.parametrize("name", ["btc_calm", "btc_volatile", "eth", "smallcap_wide", "flash_crash_day"])
 def test_each_preset_is_a_valid_documented_manifest(server, name):
     (preset,) = call(server, "get_presets", {"name": name})["presets"]

@@ -69,6 +69,13 @@ def test_a_stream_request_is_answered_with_sse(server):
     assert result["streamed"] is True and result["events"] == [] and result["counts"]["rejected"] == 1
 
 
+def test_a_stream_request_with_bad_arguments_gets_422_before_any_event(server):
+    request = {**body([trade(0)], market="spot", stream=True), "session": "not-a-session"}
+    response = httpx.post(f"{server.url}/mcp/normalize", json=request, headers=server.headers(), timeout=60)
+    assert response.status_code == 422, "the status must say it, not a 200 with an error event"
+    assert response.json()["detail"][0]["loc"] == ["session"]
+
+
 async def test_over_mcp_streamed_events_arrive_as_progress(server, open_mcp):
     seen: list[str | None] = []
 

@@ -18,10 +18,12 @@ from typing import Literal
 from quantdesk.server.errors import InvalidArgument, Problem
 
 KeyName = Literal["anthropic", "coinglass"]
+# The patterns are also the tools' input schemas, so clients see the rule before they send a key.
+ANTHROPIC_KEY_PATTERN = r"^sk-ant-[A-Za-z0-9_\-]{4,250}$"
+COINGLASS_KEY_PATTERN = r"^[A-Za-z0-9._\-]{4,256}$"
 _RULES: dict[str, tuple[re.Pattern[str], str]] = {
-    "anthropic": (re.compile(r"^sk-ant-[A-Za-z0-9_\-]{4,250}$"),
-                  "must start with sk-ant- followed by letters, digits, '-' or '_'"),
-    "coinglass": (re.compile(r"^[A-Za-z0-9._\-]{4,256}$"), "may hold only letters, digits, '.', '-' and '_'"),
+    "anthropic": (re.compile(ANTHROPIC_KEY_PATTERN), "must start with sk-ant- followed by letters, digits, '-' or '_'"),
+    "coinglass": (re.compile(COINGLASS_KEY_PATTERN), "may hold only letters, digits, '.', '-' and '_'"),
 }
 _PREFIX = {"anthropic": 8, "coinglass": 6}
 

@@ -14,6 +14,7 @@ from pydantic import Field
 from quantdesk.server.errors import Conflict, NotFound
 from quantdesk.server.registry import CallContext, ToolInput, ToolOutput, ToolSet
 from quantdesk.tools.agents.challenges import CHALLENGES
+from quantdesk.tools.agents.keys import ANTHROPIC_KEY_PATTERN, COINGLASS_KEY_PATTERN
 from quantdesk.tools.agents.runner.handle import Agents
 from quantdesk.tools.caches.service import CacheService
 
@@ -429,8 +430,12 @@ class KeyOutput(ToolOutput):
     masked: str | None = Field(None, description="The first characters and the last four; never the key.")
 
 
-class KeyInput(ToolInput):
-    key: str = Field(min_length=1, max_length=256, description="The key; stored 0600 in the data directory.")
+class AnthropicKeyInput(ToolInput):
+    key: str = Field(pattern=ANTHROPIC_KEY_PATTERN, description="The key (sk-ant-...); stored 0600.")
+
+
+class CoinglassKeyInput(ToolInput):
+    key: str = Field(pattern=COINGLASS_KEY_PATTERN, description="The key; stored 0600 in the data directory.")
 
 
 def _key_output(ctx: CallContext, name: Literal["anthropic", "coinglass"]) -> KeyOutput:
@@ -445,7 +450,7 @@ async def get_anthropic_key(args: NoArguments, ctx: CallContext) -> KeyOutput:
 
 
 @tools.tool(scope="agents", title="Set the Anthropic key", idempotent=True)
-async def set_anthropic_key(args: KeyInput, ctx: CallContext) -> KeyOutput:
+async def set_anthropic_key(args: AnthropicKeyInput, ctx: CallContext) -> KeyOutput:
     """Store the Anthropic API key used by the anthropic researcher and ask_agent (must start with sk-ant-).
     Stored 0600 in the data directory; never returned, logged or visible to strategy code."""
     ctx.services.get(Agents).keys.set("anthropic", args.key)
@@ -466,7 +471,7 @@ async def get_coinglass_key(args: NoArguments, ctx: CallContext) -> KeyOutput:
 
 
 @tools.tool(scope="agents", title="Set the CoinGlass key", idempotent=True)
-async def set_coinglass_key(args: KeyInput, ctx: CallContext) -> KeyOutput:
+async def set_coinglass_key(args: CoinglassKeyInput, ctx: CallContext) -> KeyOutput:
     """Store the CoinGlass API key (letters, digits, '.', '-', '_'); stored 0600, never returned in full."""
     ctx.services.get(Agents).keys.set("coinglass", args.key)
     return _key_output(ctx, "coinglass")
@@ -493,7 +498,7 @@ class DaysInput(ToolInput):
 
 class PrefetchInput(ToolInput):
     days_back: DaysBack = 60
-    coinglass_key: str | None = Field(None, min_length=1, max_length=256,
+    coinglass_key: str | None = Field(None, pattern=COINGLASS_KEY_PATTERN,
                                       description="Stored as the CoinGlass key when given (as MANTIS does).")
 
 

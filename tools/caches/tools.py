@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from pydantic import Field
 
 from quantdesk.schemas.events import BookEvent, TradeEvent
-from quantdesk.server.errors import InvalidArgument, Problem
 from quantdesk.server.registry import CallContext, ToolInput, ToolOutput, ToolResult, ToolSet
 from quantdesk.server.resources import Listing
 from quantdesk.tools.caches.index import CacheEntry
@@ -85,7 +84,8 @@ class DeleteOutput(ToolOutput):
 
 
 class ClearInput(ToolInput):
-    confirm: bool = Field(False, description="Must be true: clearing deletes every cache entry and its artifact.")
+    # Literal[True] puts the rule in the schema (`const: true`), where clients and fuzzers can see it.
+    confirm: Literal[True] = Field(description="Must be true: clearing deletes every cache entry and its artifact.")
 
 
 def _entry_out(entry: CacheEntry) -> CacheEntryOut:
@@ -166,8 +166,6 @@ async def delete_cache(args: CacheKeyInput, ctx: CallContext) -> DeleteOutput:
 @tools.tool(scope="admin", title="Clear every cache entry", destructive=True, idempotent=True)
 async def clear_caches(args: ClearInput, ctx: CallContext) -> DeleteOutput:
     """Delete every cache entry and artifact. Refuses unless `confirm` is true."""
-    if not args.confirm:
-        raise InvalidArgument.from_problems([Problem("$.confirm", "must be true to delete every cache entry")])
     service = ctx.services.get(CacheService)
     keys = [entry.cache_key for entry in service.index.entries()]
     for key in keys:
