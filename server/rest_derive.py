@@ -12,6 +12,7 @@ import logging
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -20,7 +21,7 @@ import orjson
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, PlainTextResponse, Response
 
 from quantdesk.server.context import CallContext, Principal, ProgressFn
 from quantdesk.server.disconnect import cancel_on_disconnect
@@ -196,6 +197,15 @@ def error_response(profile: Profile, exc: QuantdeskError, request_id: str) -> Re
 
 
 def _render(row: Row, outcome: CallOutcome) -> Response:
+    if row.etag is not None:
+        tag = f'"{outcome.structured[row.etag]}"'
+        if outcome.structured.get("not_modified"):
+            return Response(status_code=304, headers={"ETag": tag})
+        response = _render(replace(row, etag=None), outcome)
+        response.headers["ETag"] = tag
+        return response
+    if row.text is not None:
+        return PlainTextResponse(str(outcome.structured[row.text]), row.status_code)
     if row.file:
         block = next((b for b in outcome.content if isinstance(b, FileBlock)), None)
         if block is None:
@@ -275,7 +285,17 @@ _ERROR_RESPONSES: dict[str, Any] = {
 }
 
 
-def openapi_operation(row: Row, entry: ToolEntry, path_params: list[str]) -> dict[str, Any]:
+def _error_responses(profile: Profile) -> dict[str, Any]:
+    """The error statuses as the profile answers them (MANTIS says 400 where the others say 422)."""
+    responses = dict(_ERROR_RESPONSES)
+    for kind, status in profile.status_by_kind.items():
+        default = str(STATUS_BY_KIND.get(kind, 400))
+        if default in responses:
+            responses[str(status)] = responses.pop(default)
+    return responses
+
+
+def openapi_operation(row: Row, entry: ToolEntry, path_params: list[str], profile: Profile) -> dict[str, Any]:
     schema = inline_refs(entry.input_schema)
     properties: dict[str, Any] = {name: {**prop, "default": row.defaults[name]} if name in row.defaults else prop
                                   for name, prop in schema.get("properties", {}).items()}
@@ -288,6 +308,8 @@ def openapi_operation(row: Row, entry: ToolEntry, path_params: list[str]) -> dic
     if row.extra_properties:
         ok_schema = {**ok_schema, "properties": {**ok_schema.get("properties", {}), **row.extra_properties}}
     ok_content: dict[str, Any] = {"application/json": {"schema": ok_schema}}
+    if row.text is not None:
+        ok_content = {"text/plain": {"schema": {"type": "string"}}}
     if row.file:
         ok_content = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
     operation: dict[str, Any] = {
@@ -295,7 +317,7 @@ def openapi_operation(row: Row, entry: ToolEntry, path_params: list[str]) -> dic
         "x-quantdesk-scopes": sorted({*row.scopes, entry.scope}) if not row.public else [],
         "responses": {
             str(row.status_code): {"description": "The tool's result.", "content": ok_content},
-            **_ERROR_RESPONSES,
+            **_error_responses(profile),
         },
     }
     if not row.public:
@@ -317,6 +339,10 @@ def openapi_operation(row: Row, entry: ToolEntry, path_params: list[str]) -> dic
         operation["responses"][str(row.status_code)]["content"]["text/event-stream"] = {
             "schema": {"description": "With `Accept: text/event-stream`: `event: progress` messages, then "
                                       "`event: result` with the JSON result (or `event: error` with the error body)."}}
+    params += [{"name": header, "in": "header", "required": False, "schema": properties.get(arg, {"type": "string"})}
+               for header, arg in row.headers.items()]
+    if row.etag is not None:
+        operation["responses"]["304"] = {"description": "Not modified since the `If-None-Match` entity tag."}
     if params:
         operation["parameters"] = params
     return operation
@@ -335,7 +361,7 @@ def derive_route(row: Row, profile: Profile, state: HttpState, limit: ClientRate
         "description": entry.description,
         "tags": [profile.title],
         "operationId": f"{profile.name}_{row.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', row.path.lower()).strip('_')}",
-        **openapi_operation(row, entry, path_params),
+        **openapi_operation(row, entry, path_params, profile),
     }
     return TableRoute(row.method, row.path, make_endpoint(row, entry, profile, state, limit), operation)
 

@@ -56,6 +56,10 @@ class Row:
     """Arguments the legacy API let clients leave out, with the value used then (documented as optional)."""
     headers: Mapping[str, str] = field(default_factory=dict)
     """Request headers passed as arguments: `{"If-None-Match": "if_none_match"}`."""
+    etag: str | None = None
+    """The result field holding the entity tag: sent as `ETag`; a result whose `not_modified` is true answers 304."""
+    text: str | None = None
+    """The result field answered alone as `text/plain` (source code, logs), instead of the JSON result."""
 
 
 def fastapi_error_body(status: int, exc: QuantdeskError, request_id: str) -> dict[str, Any]:

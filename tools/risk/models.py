@@ -30,6 +30,10 @@ RequestId = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z
                                              "first one comes back with idempotent_replay).")]
 
 
+# Below a hundred-millionth of a dollar no coin trades, and a quantity would overflow to infinity.
+PRICE_FLOOR_USD = 1e-8
+
+
 class Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -247,11 +251,11 @@ class PositionSizeInput(ToolInput):
                                 description="Largest stop distance as a fraction of the entry.")
     target_volatility_annual: float = Field(0.15, gt=0, le=5, allow_inf_nan=False,
                                             description="Caps notional at equity x this / the asset's volatility.")
-    entry_price_usd: float | None = Field(None, gt=0, le=1e9, allow_inf_nan=False,
+    entry_price_usd: float | None = Field(None, ge=PRICE_FLOOR_USD, le=1e9, allow_inf_nan=False,
                                           description="Default: the mid price now.")
-    stop_price_usd: float | None = Field(None, gt=0, le=1e9, allow_inf_nan=False,
+    stop_price_usd: float | None = Field(None, ge=PRICE_FLOOR_USD, le=1e9, allow_inf_nan=False,
                                          description="Use this stop instead of the ATR stop.")
-    atr_usd: float | None = Field(None, gt=0, le=1e9, allow_inf_nan=False,
+    atr_usd: float | None = Field(None, ge=PRICE_FLOOR_USD, le=1e9, allow_inf_nan=False,
                                   description="Default: ATR(atr_period) of the desk's bars.")
     atr_period: int = Field(14, ge=2, le=200)
     timeframe: Timeframe = Field("1h", description="Bars of the ATR and the volatility estimate.")
