@@ -208,7 +208,7 @@ class McpBinding:
     core: Core | Callable[[], Core]
     transport: Literal["stdio", "http", "memory"]
     version: str
-    page_size: int = 50
+    page_size: int = 500
     extension: McpExtension | None = None
     max_resource_bytes: int = 8 * 1024 * 1024
     _tools: list[types.Tool] = field(init=False, default_factory=list)

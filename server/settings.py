@@ -41,7 +41,9 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
-    tools_page_size: int = 50
+    tools_page_size: int = 500
+    """Every tool on one page by default: MCP clients (the Python SDK among them) re-read only the first
+    page to find a tool's output schema, so a tool past it failed their validation."""
     background: bool = True
     """Whether this process runs background work (job resumption, the desk's live runner, research agents);
     one-shot CLI commands turn it off and leave that work to the long-lived server."""
