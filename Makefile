@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(PY) bench/startup.py
 	$(PY) bench/desk.py
 	$(PY) bench/agents.py
+	$(PY) bench/risk.py
 
 generated: $(STAMP)
 	$(VENV)/bin/quantdesk export-wellknown
