@@ -253,14 +253,16 @@ async def test_describe_and_plot_work_over_mcp(server, generated, open_mcp):
 
 
 def test_reading_a_file_by_path_needs_admin(server, generated):
-    path = str(next((server.data_dir / "artifacts").glob("*.parquet")))
+    path = str(server.data_dir / "artifacts" / f"{generated['job_id']}.parquet")
     response = httpx.post(f"{server.url}/tools/describe_dataset", json={"path": path},
                           headers={"X-API-Key": server.key("read")}, timeout=60)
     assert response.status_code == 403 and "'admin'" in response.json()["detail"]
 
 
 def test_describe_cli_reads_any_parquet_file(server, generated, quantdesk_bin, tmp_path):
-    path = Path(next((server.data_dir / "artifacts").glob("*.parquet")))
+    # The session's server holds other tools' Parquet files (agent data caches) too; describe this one.
+    path = server.data_dir / "artifacts" / f"{generated['job_id']}.parquet"
+    assert path.is_file()
     result = subprocess.run([quantdesk_bin, "--data-dir", str(tmp_path), "describe", str(path)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
