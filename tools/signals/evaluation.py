@@ -109,7 +109,8 @@ def horizon_stats(scores: Sequence[float], returns: Sequence[float], horizon: in
         ic_mean = float(np.mean(block_ics))
     if len(block_ics) >= 2:
         ic_std = float(np.std(block_ics, ddof=1))
-        if ic_std > 0 and ic_mean is not None:
+        # block ICs equal up to rounding have no spread: IR and t are undefined, not 1e16
+        if ic_std > 1e-12 and ic_mean is not None:
             ic_ir = ic_mean / ic_std
             t_stat = ic_mean / (ic_std / math.sqrt(len(block_ics)))
     mask = (s != 0) & (r != 0)

@@ -257,21 +257,22 @@ class SignalService:
 
     def _expired_would_trade(self, p: Plan, signals: list[Signal], weights: dict[str, float], profile: Any,
                              now: int, position: float) -> Plan | None:
-        """An expired signal that alone would have traded is logged once as refused (signal_ttl_expired)."""
+        """When signals that expired since the last look would have traded had they been live, the cycle logs one
+        refusal (signal_ttl_expired) naming them; they are never acted on."""
         fresh = [s for s in signals if not s.live(now) and s.signal_id not in self.reported_expired]
-        if not fresh or position != 0.0 or any(v["counted"] for v in p.votes):
+        if not fresh or position != 0.0:
             return None
-        # would they have traded had they been live? (a copy stamped now; the stored signals are not touched)
-        revived = plan(p.symbol, [replace(s, created_ms=now) for s in fresh], weights, profile, now, position)
-        if revived.action == "none":
+        stale = {s.signal_id for s in fresh}
+        # the same signals with the expired ones stamped now (copies: the stored signals are not touched)
+        revived = plan(p.symbol, [replace(s, created_ms=now) if s.signal_id in stale else s for s in signals
+                                  if s.live(now) or s.signal_id in stale], weights, profile, now, position)
+        if revived.action == "none" or revived.chosen is None or revived.chosen.signal_id not in stale:
             return None
-        self.reported_expired.update(s.signal_id for s in fresh)
-        p.action = revived.action
-        p.chosen = next(s for s in fresh if revived.chosen is not None and s.signal_id == revived.chosen.signal_id)
-        p.verdict = "REJECTED"
-        p.reasons.append(("signal_ttl_expired", f"{p.chosen.signal_type} signal {p.chosen.signal_id} expired at "
-                                                f"{iso(p.chosen.expires_ms)} (TTL {p.chosen.ttl_seconds} s): "
-                                                "not acted on"))
+        self.reported_expired.update(stale)
+        chosen = next(s for s in fresh if s.signal_id == revived.chosen.signal_id)
+        p.action, p.chosen, p.verdict = revived.action, chosen, "REJECTED"
+        p.reasons.append(("signal_ttl_expired", f"{chosen.signal_type} signal {chosen.signal_id} expired at "
+                                                f"{iso(chosen.expires_ms)} (TTL {chosen.ttl_seconds} s): not acted on"))
         return p
 
     def _check(self, engine: DeskEngine, p: Plan, profile: Any, state: str, limits: Any) -> None:
@@ -372,6 +373,9 @@ class SignalService:
         for _ in range(cycles):
             if engine.interrupted:
                 stopped = "a kill switch asked the desk to stop"
+                break
+            if self.desk.control.view().state in ("killed", "unknown"):
+                stopped = "trading is halted (the kill switch is latched)"
                 break
             with engine.lock:
                 target = (engine.now_ms // step + 1) * step
