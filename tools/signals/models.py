@@ -281,3 +281,16 @@ class TradingHealthOutput(ToolOutput):
     timestamp: str | None
     control_state: str
     data_source: str | None
+
+
+class TradingPortfolioOutput(ToolOutput):
+    total_value: float = Field(description="Equity, USD.")
+    cash: float = Field(description="USDT balance.")
+    unrealized_pnl: float
+    realized_pnl_today: float = Field(description="Realized P&L less fees since 00:00 UTC of the desk's day.")
+    drawdown: float = Field(description="Fraction below the equity peak.")
+    positions: list[dict[str, Any]]
+    timestamp: str | None
+    desk_time_ms: int
+    data_source: str
+    execution_mode: Literal["paper"]

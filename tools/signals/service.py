@@ -494,6 +494,24 @@ class SignalService:
         return {"status": "resumed" if steps else "already_running", "state": final, "steps": steps,
                 "reason": reason}
 
+    def trading_portfolio(self) -> dict[str, Any]:
+        """The TRADEOS portfolio: the analytics' portfolio (tools/risk) plus realized P&L since the desk's UTC day
+        began (fills' realized P&L less their fees) and the drawdown from the equity peak."""
+        if self.risk is None:
+            raise Conflict("the portfolio needs the risk service")
+        base = self.risk.portfolio(False, "1h", 1.0)
+        engine = self.engine
+        with engine.lock:
+            now = engine.now_ms
+            day = now // 86_400_000 * 86_400_000
+            row = self.sql.query("SELECT COALESCE(SUM(realized_pnl_usd - fee_usd), 0) FROM desk_fills "
+                                 "WHERE timestamp_ms >= ?", (day,))
+            drawdown = engine.account().drawdown_pct
+        return {"total_value": base["total_value_usd"], "cash": base["cash_usd"],
+                "unrealized_pnl": base["unrealized_pnl_usd"], "realized_pnl_today": float(row[0][0]),
+                "drawdown": drawdown, "positions": base["positions"], "timestamp": iso(now), "desk_time_ms": now,
+                "data_source": base["data_source"], "execution_mode": "paper"}
+
     # --- metrics --------------------------------------------------------------------------------------
 
     def strategy_fills(self) -> list[Any]:

@@ -3,16 +3,20 @@ plane's latch, and signal, performance and system metrics."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
+from pydantic import Field
 
-from quantdesk.server.registry import CallContext, ToolSet
-from quantdesk.tools.bus.bus import EventBus
+from quantdesk.server.registry import CallContext, ToolInput, ToolSet
+from quantdesk.tools.bus.bus import MAX_QUEUE, EventBus
+from quantdesk.tools.bus.tools import BusEventOut
 from quantdesk.tools.desk.service import DeskService
 from quantdesk.tools.risk.service import RiskService
+from quantdesk.tools.signals.model import SIGNAL_TOPICS
 from quantdesk.tools.signals.models import (
     CycleInput,
     CycleOutput,
@@ -35,6 +39,7 @@ from quantdesk.tools.signals.models import (
     SignalsOutput,
     SystemMetricsOutput,
     TradingHealthOutput,
+    TradingPortfolioOutput,
 )
 from quantdesk.tools.signals.service import SignalService
 
@@ -197,6 +202,46 @@ async def get_trading_health(args: NoArguments, ctx: CallContext) -> TradingHeal
                 "control_state": state, "data_source": source}
 
     return TradingHealthOutput.model_validate(await on_signals(ctx, work))
+
+
+@tools.tool(scope="read", title="Trading portfolio", read_only=True, idempotent=True)
+async def get_trading_portfolio(args: NoArguments, ctx: CallContext) -> TradingPortfolioOutput:
+    """The portfolio in the TRADEOS shape: total value (equity), cash, unrealized P&L, realized P&L today (less
+    fees, since 00:00 UTC desk time), drawdown from the equity peak, and every holding and position."""
+    return TradingPortfolioOutput.model_validate(await on_signals(ctx, lambda s: s.trading_portfolio()))
+
+
+TRADING_TOPICS = ("portfolio", "fill", "risk_event", "regime_change", *SIGNAL_TOPICS)
+
+
+class TradingStreamInput(ToolInput):
+    max_events: int = Field(100, ge=1, le=10**9, description="Stop after this many events (WebSocket clients may "
+                                                             "follow the bus for good).")
+    duration_seconds: float = Field(5.0, gt=0, le=30 * 86_400, allow_inf_nan=False,
+                                    description="Stop after this long (WebSocket clients may ask for days).")
+    max_queue: int = Field(1_000, ge=1, le=MAX_QUEUE, description="This subscriber's queue; the oldest queued "
+                                                                   "events are dropped when the reader is slow.")
+
+
+@tools.stream(scope="stream", event_model=BusEventOut, title="Stream trading events", max_batch=10_000)
+async def stream_trading_events(args: TradingStreamInput, ctx: CallContext) -> AsyncIterator[BusEventOut]:
+    """Stream the trading events from the event bus: portfolio snapshots, new signals, fills, risk events
+    (refusals, breaker trips), regime changes and strategy-profile switches, as they happen."""
+    bus = ctx.services.get(EventBus)
+    deadline = time.monotonic() + args.duration_seconds
+    sent = 0
+    with bus.subscribe(TRADING_TOPICS, name=f"stream_trading_events:{ctx.request_id}",
+                       max_queue=args.max_queue) as subscription:
+        while sent < args.max_events:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            for envelope in await subscription.next_batch(left, max_items=args.max_events - sent):
+                data = envelope.event.to_dict()
+                yield BusEventOut(seq=envelope.seq, topic=envelope.topic, published_ms=envelope.published_ms,
+                                  timestamp_ms=data.get("timestamp_ms"), symbol=data.get("symbol"),
+                                  dropped_so_far=subscription.dropped, data=data)
+                sent += 1
 
 
 tools.metrics("quantdesk_signals", lambda services: services.get(SignalService).metrics(),
