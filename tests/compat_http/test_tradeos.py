@@ -168,10 +168,21 @@ def test_each_websocket_message_type_arrives(tradeos):
 def test_a_websocket_with_a_bad_token_is_refused(tradeos):
     async def run() -> Any:
         async with websockets.connect(f"{tradeos.ws_url}/ws?token=not-a-key") as ws:
-            return json.loads(await asyncio.wait_for(ws.recv(), 10))
+            first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+            return first, closed.value.rcvd
 
-    try:
-        first = asyncio.run(run())
-    except websockets.exceptions.ConnectionClosed:
-        return
-    assert first["type"] == "error" or "error" in json.dumps(first)
+    first, close = asyncio.run(run())
+    assert first["type"] == "error" and first["error"]
+    assert close is not None and close.code == 1008
+
+
+def test_the_profiles_openapi_documents_the_documents_parameters(tradeos):
+    doc = get(tradeos, "/openapi.json").json()
+    assert {"/healthz", "/portfolio", "/positions", "/trades", "/signals", "/trading/halt", "/trading/resume",
+            "/profile"} <= set(doc["paths"])
+    trades = {p["name"] for p in doc["paths"]["/trades"]["get"]["parameters"]}
+    assert {"limit", "symbol", "since"} <= trades and "since_ms" not in trades
+    metrics = get(tradeos, "/openapi.json", base=tradeos.metrics_url).json()
+    assert {"/metrics/performance", "/metrics/signals", "/metrics/system"} <= set(metrics["paths"])

@@ -1,0 +1,79 @@
+"""The signals tools through a real server's REST door (POST /tools/<name>) on a simulated clock: the background
+loop runs on the desk clock once started, and bad input gets a clear error that names its field and changes
+nothing."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, module_server_factory: Any) -> Any:
+    return module_server_factory(tmp_path_factory.mktemp("signals"),
+                                 extra_env={"QUANTDESK_DESK_CLOCK": "simulated", "QUANTDESK_DESK_SEED": "3"})
+
+
+def call(server: Any, name: str, args: dict[str, Any] | None = None) -> httpx.Response:
+    return httpx.post(f"{server.url}/tools/{name}", json=args or {}, headers=server.headers(), timeout=300)
+
+
+def ok(server: Any, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    response = call(server, name, args)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_the_loop_runs_on_the_desk_clock_once_started(served):
+    status = ok(served, "get_strategy_status")
+    assert status["enabled"] is False and status["clock"] == "simulated" and status["profile"] == "balanced"
+    assert status["generators"]["momentum"]["ttl_seconds"] == 1800
+    started = ok(served, "start_strategy_loop", {"cycle_seconds": 60})
+    assert started["enabled"] is True
+    # the first cycle at once, then one at each desk time an advance passes a boundary to
+    for n, seconds in ((1, 0), (2, 600), (3, 600), (4, 600)):
+        if seconds:
+            ok(served, "advance_clock", {"seconds": seconds})
+        deadline = time.monotonic() + 30
+        while ok(served, "get_strategy_status")["cycles"] < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = ok(served, "get_strategy_status")
+        assert status["cycles"] == n and status["last_cycle_ms"] == status["desk_time_ms"]
+    assert ok(served, "stop_strategy_loop")["enabled"] is False
+    ok(served, "advance_clock", {"seconds": 600})
+    time.sleep(0.5)
+    assert ok(served, "get_strategy_status")["cycles"] == 4  # stopped: no more cycles
+
+
+@pytest.mark.parametrize(("tool", "args", "field"), [
+    ("run_strategy", {"cycles": 0}, "cycles"),
+    ("run_strategy", {"cycles": 10, "extra": 1}, "extra"),
+    ("set_strategy_profile", {"profile": "reckless"}, "profile"),
+    ("list_signals", {"since": "last tuesday"}, "since"),
+    ("list_signals", {"limit": -1}, "limit"),
+    ("list_signals", {"signal_type": "astrology"}, "signal_type"),
+    ("list_signals", {"symbol": "NOT-A-SYMBOL"}, "symbol"),
+    ("get_signal_metrics", {"block": 1}, "block"),
+    ("start_strategy_loop", {"cycle_seconds": 1}, "cycle_seconds"),
+])
+def test_bad_input_names_its_field_and_changes_nothing(served, tool, args, field):
+    before = ok(served, "get_strategy_status")
+    response = call(served, tool, args)
+    assert response.status_code == 422, response.text
+    assert field in response.text
+    after = ok(served, "get_strategy_status")
+    assert (after["profile"], after["enabled"], after["cycle_seconds"]) == \
+        (before["profile"], before["enabled"], before["cycle_seconds"])
+
+
+def test_resume_without_a_halt_does_nothing_and_halt_is_idempotent(served):
+    assert ok(served, "resume_halted_trading")["status"] == "already_running"
+    first = ok(served, "halt_trading", {"reason": "door test"})
+    again = ok(served, "halt_trading", {"reason": "door test again"})
+    assert first["already_halted"] is False and again["already_halted"] is True
+    assert ok(served, "get_control_status")["state"] == "killed"
+    assert ok(served, "resume_halted_trading")["state"] == "running"
