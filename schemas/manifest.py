@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 MAX_JSON_SAFE_INTEGER = 2**53 - 1
 """The largest integer a JavaScript client (the MCP Inspector, the TypeScript SDK) reads back exactly."""
 
-MODEL_VERSION = "quantdesk-logsv-hawkes/2"
+MODEL_VERSION = "quantdesk-logsv-hawkes/3"
 """The generator's model version; part of every manifest hash, bumped whenever output bytes change."""
 
 # legacy name -> (canonical name, conversion); accepted on input, folded into the canonical field
@@ -34,6 +34,16 @@ _LEGACY_FIELDS: dict[str, tuple[str, Any]] = {
 }
 _LEGACY_INTEGERS = {"book_depth"}
 
+
+# Hour-of-day (UTC, hour 0 first) and day-of-week (Monday first) profiles measured on one month of
+# Bybit BTCUSDT-perpetual minute candles (June 2025): mean |r| and mean volume per hour or weekday,
+# relative. Mean volume per hour there is close to this profile to the power 1.8 (the default
+# trade_rate_season_elasticity). The engine normalizes them (a week of the volatility profile keeps the
+# configured variance, of the trade-rate profile the configured mean rate), so only their shape matters.
+BTC_HOUR_VOLATILITY = (1.19, 1.02, 0.92, 0.76, 0.63, 0.62, 0.67, 0.69, 0.77, 0.76, 0.77, 0.70,
+                       0.83, 1.26, 1.47, 1.22, 1.22, 1.19, 1.15, 1.12, 1.10, 1.18, 1.12, 0.93)
+# weekdays from four weeks only: shrunk halfway toward flat (the quiet weekend is the robust part)
+BTC_WEEKDAY_VOLATILITY = (1.09, 1.04, 1.0, 1.02, 1.06, 0.82, 0.92)
 
 _LEAN_KEYS = frozenset({"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "const",
                         "pattern", "minLength", "maxLength", "items", "minItems", "maxItems", "default", "deprecated"})
@@ -98,15 +108,26 @@ class SimulationManifestFields(BaseModel):
     lot_size: float = Field(0.001, gt=0, le=10**9, description="Size grid step, base units.")
 
     drift_annual: float = Field(0.0, ge=-5, le=5, description="Annualized log drift.")
-    volatility_annual: float = Field(0.60, gt=0, le=5, description="Long-run annualized volatility of log returns.")
+    volatility_annual: float = Field(
+        0.60, gt=0, le=5,
+        description="Annualized volatility of log returns that a run of one to seven days realizes (median over "
+                    "seeds): each factor is normalized in mean for the part of its variance that averages out "
+                    "within 3 days, in median for the rest.")
     mean_reversion_per_day: float = Field(0.0, ge=0, le=100, description="Pull toward initial_price (0 = none).")
     vol_factor_half_lives_seconds: tuple[Annotated[float, Field(gt=0, le=10**8)], ...] = Field(
-        (600.0, 10_800.0, 604_800.0), min_length=1, max_length=5,
-        description="Half-lives of the AR(1) log-volatility factors.")
+        (60.0, 1800.0, 28_800.0, 172_800.0), min_length=1, max_length=5,
+        description="Half-lives of the AR(1) log-volatility factors (minutes to days: long memory).")
     vol_factor_stdevs: tuple[Annotated[float, Field(ge=0, le=3)], ...] = Field(
-        (0.30, 0.30, 0.35), min_length=1, max_length=5, description="Stationary sd of each factor (same length).")
-    return_tail_dof: float = Field(4.0, gt=2.0, le=1000.0, description="Student-t dof of returns (lower: fatter).")
-    leverage_correlation: float = Field(0.0, ge=-0.9, le=0.9, description="Return shocks vs the short vol factor.")
+        (0.22, 0.33, 0.35, 0.35), min_length=1, max_length=5, description="Stationary sd of each factor (same length).")
+    return_tail_dof: float = Field(
+        30.0, gt=2.0, le=1000.0,
+        description="Student-t dof of each minute's shock given its volatility (lower: fatter). Tails come mostly "
+                    "from the persistent volatility factors; a low value here adds tails without memory.")
+    leverage_correlation: float = Field(-0.3, ge=-0.9, le=0.9,
+                                        description="Return shocks vs the fastest vol factor (negative: leverage).")
+    impact_reversal: float = Field(0.025, ge=0, le=0.5,
+                                   description="Share of a minute's diffusive move that the next minute gives back "
+                                               "(transient impact of order flow: short-lag reversal).")
 
     jump_model: Literal["none", "merton", "kou"] = Field("merton")
     jump_intensity_per_hour: float = Field(0.5, ge=0, le=3600)
@@ -119,20 +140,33 @@ class SimulationManifestFields(BaseModel):
     trade_rate_per_second: float = Field(5.0, gt=0, le=10_000, description="Long-run mean arrivals.")
     hawkes_branching_ratio: float = Field(0.6, ge=0, lt=1, description="Share of trades triggered by trades.")
     hawkes_decay_seconds: float = Field(1.0, gt=0, le=3600, description="Mean delay of a triggered trade.")
-    trade_rate_vol_elasticity: float = Field(1.0, ge=0, le=4, description="Arrivals scale as (sigma_t/sigma)^this.")
-    trade_size_median: float = Field(0.01, gt=0, le=10**9, description="Base units.")
+    trade_rate_vol_elasticity: float = Field(0.35, ge=0, le=4, description="Arrivals scale as (sigma_t/sigma)^this.")
+    volume_shock_weight: float = Field(
+        0.1, ge=0, le=1,
+        description="Share of a minute's trade arrivals that follows the minute's own squared return shock "
+                    "(jumps included), the rest its volatility: volume moves with price.")
+    trade_size_median: float = Field(0.06, gt=0, le=10**9, description="Base units.")
     trade_size_log_sd: float = Field(1.0, ge=0, le=5, description="Lognormal sigma of sizes.")
     trade_size_tail_probability: float = Field(0.05, ge=0, le=0.5, description="Share from the Pareto tail.")
     trade_size_tail_alpha: float = Field(1.8, gt=1.0, le=5, description="Pareto tail exponent.")
     side_persistence: float = Field(0.3, ge=0, lt=1, description="A side repeats with probability (1 + this) / 2.")
 
-    base_spread_bps: float = Field(1.0, gt=0, le=10_000, description="At long-run volatility; at least one tick.")
+    seasonality: bool = Field(True, description="Apply the time-of-day and day-of-week profile (false: flat).")
+    volatility_profile: tuple[Annotated[float, Field(gt=0, le=100)], ...] = Field(
+        (), max_length=168,
+        description="Relative volatility per UTC hour: 24 values (hour 0 first) or 168 (hour of the week, Monday "
+                    "00:00 first); empty: BTC, measured. Trade rate follows it by trade_rate_season_elasticity, "
+                    "spread by spread_vol_elasticity.")
+    trade_rate_season_elasticity: float = Field(
+        1.8, ge=0, le=4, description="Trade rate scales as the seasonal volatility profile to this power.")
+
+    base_spread_bps: float = Field(0.02, gt=0, le=10_000, description="At long-run volatility; at least one tick.")
     spread_vol_elasticity: float = Field(0.5, ge=0, le=4, description="Spread scales as (sigma_t/sigma)^this.")
     spread_noise_sd: float = Field(0.3, ge=0, le=3, description="Stationary sd of the spread's log-OU noise.")
     spread_half_life_seconds: float = Field(30.0, gt=0, le=86_400, description="Of the spread noise.")
     num_levels: int = Field(10, ge=1, le=500, description="Book levels per side.")
     book_interval_ms: int = Field(100, ge=10, le=60_000, description="Between L2 snapshots.")
-    depth_level_size: float = Field(1.0, gt=0, le=10**9, description="Mean size per level, base units.")
+    depth_level_size: float = Field(2.5, gt=0, le=10**9, description="Mean size per level, base units.")
     depth_peak_level: float = Field(3.0, ge=1, le=100, description="Level (1 = touch) where depth peaks.")
     depth_noise_sd: float = Field(0.5, ge=0, le=3, description="Lognormal noise of level sizes.")
 
@@ -168,6 +202,8 @@ class SimulationManifest(SimulationManifestFields):
             problems.append("tick_size must be smaller than initial_price")
         if len(self.vol_factor_half_lives_seconds) != len(self.vol_factor_stdevs):
             problems.append("vol_factor_half_lives_seconds and vol_factor_stdevs need the same length")
+        if len(self.volatility_profile) not in (0, 24, 168):
+            problems.append("volatility_profile needs 24 or 168 values (or none for the BTC profile)")
         if self.trade_size_median < self.lot_size:
             problems.append("trade_size_median must be at least one lot_size")
         if self.depth_level_size < self.lot_size:

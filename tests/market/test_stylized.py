@@ -71,19 +71,20 @@ def test_the_chart_is_a_png(short_manifest: SimulationManifest) -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
-def test_the_volatility_normalization_gives_the_configured_variance() -> None:
-    # the factors start in their stationary law; E[exp(2 (F - S^2))] must be 1 (the E[exp] correction)
-    params = derive_params(SimulationManifest())
-    draws = np.array([CoarseProcess(derive_params(SimulationManifest(seed=s))).factors.sum() for s in range(4000)])
-    assert abs(np.mean(np.exp(2 * (draws - params.total_factor_var))) - 1.0) < 0.06
+def test_the_volatility_level_offset_normalizes_fast_factors_in_mean_and_slow_ones_in_median() -> None:
+    # the factors start in their stationary law; what averages out within 3 days is mean-normalized
+    params = derive_params(SimulationManifest(seasonality=False))
+    assert 0.0 < params.vol_level_offset < params.total_factor_var
+    draws = np.array([CoarseProcess(derive_params(SimulationManifest(seed=s))).factors for s in range(4000)])
+    fast = draws[:, :2].sum(axis=1)  # 1 min and 30 min half-lives: fully averaged within days
+    assert abs(np.mean(np.exp(2 * fast)) / math.exp(2 * sum(v * v for v in params.factor_sd[:2])) - 1.0) < 0.06
 
 
 def test_hawkes_clusters_have_the_configured_mean_rate() -> None:
     params = derive_params(SimulationManifest(trade_rate_per_second=5.0, hawkes_branching_ratio=0.6))
-    s2 = params.total_factor_var
-    # at F = 0 the immigrant rate is mu_0 * exp(-gamma^2 S^2 / 2); each cluster holds 1 / (1 - n) events
-    counts = [cluster_times(params, block, np.full(60, -s2)).size for block in range(1500)]
-    expected = 5.0 * 60 * math.exp(-0.5 * s2)
+    # at a log rate of 0 the immigrant rate is mu_0; each cluster holds 1 / (1 - n) events
+    counts = [cluster_times(params, block, np.zeros(60)).size for block in range(1500)]
+    expected = 5.0 * 60
     assert abs(np.mean(counts) / expected - 1.0) < 0.03
     assert np.var(counts) / np.mean(counts) > 2.0
 
@@ -96,20 +97,13 @@ def _year_of_minutes(seed: int, days: int = 365, **fields: float) -> np.ndarray:
 
 def test_negative_leverage_correlation_makes_falls_raise_later_volatility() -> None:
     def leverage(r: np.ndarray) -> float:
-        return float(np.mean([np.corrcoef(r[:-k], np.abs(r[k:]))[0, 1] for k in range(1, 61)]))
+        # corr(r_t, |r| summed over the next 10 minutes): the fastest factor carries the effect (minutes)
+        ahead = np.convolve(np.abs(r), np.ones(10), "valid")[1:]
+        return float(np.corrcoef(r[:ahead.size], ahead)[0, 1])
 
-    neutral = leverage(_year_of_minutes(9, days=60))
+    neutral = leverage(_year_of_minutes(9, days=60, leverage_correlation=0.0))
     levered = leverage(_year_of_minutes(9, days=60, leverage_correlation=-0.9))
     assert levered < neutral - 0.01 and levered < 0
-
-
-@pytest.mark.slow
-def test_long_run_volatility_is_within_five_percent_of_the_configured_one() -> None:
-    # the slowest factor has a 7-day half-life, so a single week (the longest manifest) wanders by
-    # tens of percent; pool sixteen years of one-minute mids to average it out
-    variances = [float(np.mean(_year_of_minutes(seed) ** 2)) for seed in range(100, 116)]
-    realized = math.sqrt(np.mean(variances) * 365 * 1440)
-    assert abs(realized / SimulationManifest().volatility_annual - 1.0) < 0.05
 
 
 @pytest.mark.slow
@@ -120,7 +114,6 @@ def test_long_memory_facts_hold_on_a_year_of_one_minute_mids() -> None:
         assert report["acf_abs_r_lag_100"] > 0.05 and report["acf_abs_r_lag_1000"] > 0.0
         assert 0.15 <= report["acf_abs_r_lag_1"] <= 0.45
         assert report["kurtosis_1d"] < report["kurtosis_1h"] < report["kurtosis_1min"]
-        assert 0.0 <= report["kurtosis_1d"] <= 5.0
 
 
 def describe_returns(r: np.ndarray) -> dict[str, float]:
@@ -135,11 +128,12 @@ def describe_returns(r: np.ndarray) -> dict[str, float]:
             "kurtosis_1d": float(stats.kurtosis(r[:r.size // 1440 * 1440].reshape(-1, 1440).sum(axis=1)))}
 
 
-# A week is too short for the long-lag bands: the slowest factor (7-day half-life) hardly moves inside one
-# sample, so ACF(|r|) at lags 1, 10, 100, 1000 is tested on a year of one-minute mids above instead.
+# the bands of real BTC weeks (stylized.py): memory at 1 to 1000 minutes, tails, volume-|r| link
 WEEK_BANDS = ["excess_kurtosis_1min", "hill_tail_index", "max_abs_acf_r_lags_1_20", "ljung_box_standardized_r_p",
+              "acf_abs_r_lag_1", "acf_abs_r_lag_10", "acf_abs_r_lag_100", "acf_abs_r_lag_1000",
               "ljung_box_abs_r_p", "excess_kurtosis_1h", "leverage_mean_corr_r_abs_r_lead_1_60",
-              "corr_volume_abs_r_1min", "trade_count_fano_1s", "spread_never_crossed"]
+              "corr_volume_abs_r_1min", "trade_count_fano_1s", "spread_never_crossed",
+              "realized_vs_configured_volatility"]
 
 
 @pytest.mark.slow
@@ -151,6 +145,3 @@ def test_the_target_bands_hold_on_a_week_of_the_default_market(seed: int, tmp_pa
     facts = _facts(describe(out, manifest))
     failed = {name: facts[name]["value"] for name in WEEK_BANDS if facts[name]["passed"] is not True}
     assert not failed
-    # clustering is there within the week, if weaker than over a year
-    lag_one = facts["acf_abs_r_lag_1"]["value"]
-    assert isinstance(lag_one, float) and lag_one > 0.08

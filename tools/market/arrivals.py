@@ -1,7 +1,8 @@
 """Trade arrival times: a Hawkes process (exponential kernel) whose immigrants follow the volatility.
 
 Branching construction: each block draws its immigrants (a Cox process with rate
-mu_0 (sigma_t / sigma)^gamma, normalized to mean mu_0, on the 1 s grid) and their whole clusters
+mu_0 (sigma_t / sigma)^gamma times the block's shock activity and the hour's profile, normalized to
+mean mu_0, on the 1 s grid) and their whole clusters
 from the block's own stream. Offspring can land in later blocks, so a window regenerates the
 clusters of the `lookback_blocks + 1` blocks before it and keeps what lands inside. Clusters are
 cut `lookback_blocks` blocks after their immigrant's block; `derive_params` sizes the lookback so
@@ -21,13 +22,15 @@ IntArray = npt.NDArray[np.int64]
 _SECONDS = np.arange(BLOCK_SECONDS, dtype=np.float64)
 
 
-def cluster_times(params: ModelParams, block: int, log_vol_ratio: FloatArray) -> FloatArray:
-    """Seconds since the run start of every event of the clusters born in `block` (unsorted)."""
+def cluster_times(params: ModelParams, block: int, arrival_log_rate: FloatArray) -> FloatArray:
+    """Seconds since the run start of every event of the clusters born in `block` (unsorted).
+
+    `arrival_log_rate` is the block's per-second log of immigrant rate over mu_0 (CoarseBlocks; mean 1 over
+    the factors, the seasons and the block shocks).
+    """
     p = params
     rng = stream_rng(p.seed, Stream.HAWKES, block)
-    gamma, s2 = p.trade_vol_elasticity, p.total_factor_var
-    # E[exp(gamma (F - S2))] = exp(-gamma S2 + gamma^2 S2 / 2) for F ~ N(0, S2): divide it out
-    rates = p.immigrant_rate_per_second * np.exp(gamma * log_vol_ratio + gamma * s2 - 0.5 * gamma * gamma * s2)
+    rates = p.immigrant_rate_per_second * np.exp(arrival_log_rate)
     counts = rng.poisson(rates)
     n = int(counts.sum())
     immigrants = np.repeat(_SECONDS + block * BLOCK_SECONDS, counts) + rng.random(n)
@@ -50,14 +53,14 @@ def cluster_times(params: ModelParams, block: int, log_vol_ratio: FloatArray) ->
     return np.concatenate(out)
 
 
-def trade_times_ms(params: ModelParams, first_block: int, stop_block: int, log_vol_ratio: FloatArray) -> IntArray:
+def trade_times_ms(params: ModelParams, first_block: int, stop_block: int, arrival_log_rate: FloatArray) -> IntArray:
     """Sorted trade times (ms since the run start) in blocks `[first_block, stop_block)`.
 
-    `log_vol_ratio` covers blocks `[first_block - lookback_blocks, stop_block)`.
+    `arrival_log_rate` covers blocks `[first_block - lookback_blocks, stop_block)`.
     """
     start = first_block - params.lookback_blocks
-    if log_vol_ratio.shape[0] != stop_block - start:
-        raise ValueError("log_vol_ratio does not cover the lookback")
+    if arrival_log_rate.shape[0] != stop_block - start:
+        raise ValueError("arrival_log_rate does not cover the lookback")
     # only whole ms are kept, so ms are sorted, not seconds: as int32 from the window start (half the bytes
     # of a float), each block's on its own (cache-sized), then a run-merging stable sort of the lot
     low, high = first_block * BLOCK_SECONDS, stop_block * BLOCK_SECONDS
@@ -65,7 +68,7 @@ def trade_times_ms(params: ModelParams, first_block: int, stop_block: int, log_v
     offset_type = np.int32 if (stop_block - first_block) * BLOCK_MS < 2**31 else np.int64
     parts = []
     for block in range(start, stop_block):
-        times = cluster_times(params, block, log_vol_ratio[block - start])
+        times = cluster_times(params, block, arrival_log_rate[block - start])
         times = times[(times >= low) & (times < high)]
         ms = (np.floor(times * 1000.0) - origin).astype(offset_type)
         ms.sort()

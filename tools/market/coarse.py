@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from quantdesk.tools.market.blocks import BLOCK_MS, BLOCK_SECONDS, SEGMENT_BLOCKS, Stream, stream_rng
-from quantdesk.tools.market.params import ModelParams
+from quantdesk.tools.market.params import ModelParams, season_log
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -32,7 +32,9 @@ class CoarseBlocks:
 
     first_block: int
     log_vol_ratio: FloatArray
-    """log(sigma_t / sigma) per second; E[exp(2 x)] = 1, so the long-run variance is the configured one."""
+    """log(sigma_t / sigma) per second, seasonality included; see ModelParams.vol_level_offset for its level."""
+    arrival_log_rate: FloatArray
+    """log(trade immigrant rate / mu_0) per second: volatility, the minute's own shock and seasonality."""
     spread_noise: FloatArray
     log_price: FloatArray
     drift: FloatArray
@@ -57,7 +59,8 @@ class CoarseBlocks:
         a, b = first - self.first_block, stop - self.first_block
         j0, j1 = int(self.jump_start[a]), int(self.jump_start[b])
         return CoarseBlocks(
-            first_block=first, log_vol_ratio=self.log_vol_ratio[a:b], spread_noise=self.spread_noise[a:b],
+            first_block=first, log_vol_ratio=self.log_vol_ratio[a:b], arrival_log_rate=self.arrival_log_rate[a:b],
+            spread_noise=self.spread_noise[a:b],
             log_price=self.log_price[a:b], drift=self.drift[a:b], mix=self.mix[a:b],
             diffusion=self.diffusion[a:b], jump_start=self.jump_start[a:b + 1] - j0,
             jump_offset_ms=self.jump_offset_ms[j0:j1], jump_size=self.jump_size[j0:j1])
@@ -78,6 +81,7 @@ class CoarseBlocks:
         return CoarseBlocks(
             first_block=parts[0].first_block,
             log_vol_ratio=np.concatenate([p.log_vol_ratio for p in parts]),
+            arrival_log_rate=np.concatenate([p.arrival_log_rate for p in parts]),
             spread_noise=np.concatenate([p.spread_noise for p in parts]),
             log_price=np.concatenate([p.log_price for p in parts]),
             drift=np.concatenate([p.drift for p in parts]), mix=np.concatenate([p.mix for p in parts]),
@@ -87,6 +91,8 @@ class CoarseBlocks:
 
 
 LFILTER_FROM_STEPS = 500_000
+SHOCK_CAP = 50.0
+"""A block's squared shock counts at most this many times its expectation in its trade rate."""
 
 
 def ar1_path(phi: float, innovations: FloatArray, state: float) -> FloatArray:
@@ -119,6 +125,7 @@ class CoarseProcess:
         self._spread = float(rng.standard_normal()) * params.spread_sd
         self._previous_shock = float(rng.standard_normal())
         self._log_price = params.log_price0
+        self._previous_diffusion = 0.0
         self._segment = 0
 
     @property
@@ -150,14 +157,18 @@ class CoarseProcess:
             path = ar1_path(phi, eta, float(self._factors[k]))
             self._factors[k] = path[-1]
             total += path
-        log_vol_ratio = (total - p.total_factor_var).reshape(n, STEPS_PER_BLOCK)
+        seconds = p.start_time_ms / 1000.0 + float(self._segment * steps) + np.arange(steps, dtype=np.float64)
+        season_vol = season_log(p.season_log_vol, seconds)
+        season_rate = season_log(p.season_log_rate, seconds)
+        log_vol_ratio = (total - p.vol_level_offset + season_vol).reshape(n, STEPS_PER_BLOCK)
         spread = ar1_path(p.spread_phi, spread_noise_draws * p.spread_innovation_sd, self._spread)
         self._spread = float(spread[-1])
 
         relative_var = np.exp(2.0 * log_vol_ratio).mean(axis=1)
         integrated_var = p.var_per_second * BLOCK_SECONDS * relative_var
         # jumps arrive in proportion to the variance (E = 1): they cluster in turbulent hours as real ones do
-        counts = rng.poisson(p.jumps_per_block * relative_var) if p.jumps_per_block > 0 else np.zeros(n, np.int64)
+        jump_rate = p.jumps_per_block * relative_var
+        counts = rng.poisson(jump_rate) if p.jumps_per_block > 0 else np.zeros(n, np.int64)
         n_jumps = int(counts.sum())
         jump_offset_ms = rng.random(n_jumps) * BLOCK_MS
         jump_size = self._jump_sizes(rng, n_jumps)
@@ -165,19 +176,33 @@ class CoarseProcess:
         mix = (p.tail_dof - 2.0) / chi2
         diffusion = np.sqrt(mix * integrated_var) * shocks
         jump_total = np.bincount(np.repeat(np.arange(n), counts), weights=jump_size, minlength=n)
+        # volume moves with price: part of the block's arrivals follows its own squared move over the move
+        # expected from its volatility (mean 1), jumps included; the rest follows the volatility alone
+        expected = integrated_var + jump_rate * p.jump_second_moment
+        shock2 = np.minimum((diffusion + jump_total) ** 2 / expected, SHOCK_CAP)
+        activity = np.log((1.0 - p.volume_shock_weight) + p.volume_shock_weight * shock2)
+        gamma, s2 = p.trade_vol_elasticity, p.total_factor_var
+        arrival_log_rate = (gamma * total - 0.5 * gamma * gamma * s2 + season_rate).reshape(n, STEPS_PER_BLOCK)
+        arrival_log_rate += activity[:, None]
         log_price = np.empty(n)
         drift = np.empty(n)
         x = self._log_price
+        last_move = self._previous_diffusion
         for b in range(n):
             log_price[b] = x
-            drift[b] = p.drift_per_block - p.reversion_per_block * (x - p.log_price0)
+            # transient impact: a share of the last block's move comes back in this one
+            drift[b] = (p.drift_per_block - p.reversion_per_block * (x - p.log_price0)
+                        - p.impact_reversal * last_move)
+            last_move = float(diffusion[b])
             x = x + drift[b] + diffusion[b] + jump_total[b]
+        self._previous_diffusion = last_move
         self._log_price = x
         self._previous_shock = float(shocks[-1])
         first = self._segment * SEGMENT_BLOCKS
         self._segment += 1
         return CoarseBlocks(
-            first_block=first, log_vol_ratio=log_vol_ratio, spread_noise=spread.reshape(n, STEPS_PER_BLOCK),
+            first_block=first, log_vol_ratio=log_vol_ratio, arrival_log_rate=arrival_log_rate,
+            spread_noise=spread.reshape(n, STEPS_PER_BLOCK),
             log_price=log_price, drift=drift, mix=mix, diffusion=diffusion,
             jump_start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
             jump_offset_ms=jump_offset_ms, jump_size=jump_size)
@@ -217,6 +242,15 @@ class CoarsePath:
         if head == 0:
             return body
         start_value = self.blocks(0, 1).log_vol_ratio[0, 0]
+        return np.concatenate([np.full((head, STEPS_PER_BLOCK), start_value), body])
+
+    def arrival_log_rate(self, first: int, stop: int) -> FloatArray:
+        """Trade arrival log rates of blocks `[first, stop)`; warm-up blocks (before 0) repeat block 0's first."""
+        head = max(0, -first)
+        body = self.blocks(max(first, 0), stop).arrival_log_rate if stop > max(first, 0) else np.empty((0, 60))
+        if head == 0:
+            return body
+        start_value = self.blocks(0, 1).arrival_log_rate[0, 0]
         return np.concatenate([np.full((head, STEPS_PER_BLOCK), start_value), body])
 
     def release(self, before: int) -> None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from quantdesk.schemas.manifest import SimulationManifest
+import numpy as np
+import numpy.typing as npt
+
+from quantdesk.schemas.manifest import BTC_HOUR_VOLATILITY, BTC_WEEKDAY_VOLATILITY, SimulationManifest
 from quantdesk.tools.market.blocks import BLOCK_MS, BLOCK_SECONDS, decimal_scale, snapshots_per_block
 
+FloatArray = npt.NDArray[np.float64]
 SECONDS_PER_YEAR = 365 * 86_400
 """Crypto trades every day; annualization uses 365 days (as the manifest's legacy conversion does)."""
 MAX_LOOKBACK_BLOCKS = 60
@@ -31,9 +35,20 @@ class ModelParams:
     factor_innovation_sd: tuple[float, ...]
     factor_sd: tuple[float, ...]
     total_factor_var: float
+    vol_level_offset: float
+    """Subtracted from the factor sum: the part of each factor's variance that averages out within
+    LEVEL_HORIZON_SECONDS is normalized in mean, the rest in median, so runs of 1 to 7 days realize
+    volatility_annual on the median of seeds (E[exp(2 F)] normalization, the old one, gave 0.70-0.92)."""
     short_factor: int
     leverage: float
     tail_dof: float
+    impact_reversal: float
+    # seasonality: log profiles per hour of the week (interpolated between hour centres), already
+    # normalized (a week of exp(2 vol) averages 1, a week of exp(rate) averages 1); zeros when off
+    season_log_vol: tuple[float, ...]
+    season_log_rate: tuple[float, ...]
+    volume_shock_weight: float
+    jump_second_moment: float
     # drift and mean reversion, per block
     log_price0: float
     drift_per_block: float
@@ -101,6 +116,48 @@ def jump_variance_annual(manifest: SimulationManifest) -> float:
     return per_year * second_moment
 
 
+DAY_SECONDS = 86_400
+LEVEL_HORIZON_SECONDS = 3 * DAY_SECONDS
+"""volatility_annual is the level a run of about this length (1 to 7 days) realizes on the median of seeds."""
+
+
+def averaged_share(half_life_seconds: float, horizon_seconds: float = LEVEL_HORIZON_SECONDS) -> float:
+    """Share of an AR(1) factor's variance left in its average over `horizon_seconds` (continuous-time form)."""
+    ratio = half_life_seconds / math.log(2.0) / horizon_seconds
+    return 2.0 * ratio * (1.0 - ratio * -math.expm1(-1.0 / ratio))
+
+
+WEEK_SECONDS = 7 * DAY_SECONDS
+MONDAY_EPOCH_SECONDS = 4 * DAY_SECONDS
+"""1970-01-05 00:00 UTC, the first Monday after the Unix epoch."""
+
+
+def season_log(hour_of_week_log: tuple[float, ...], seconds: FloatArray) -> FloatArray:
+    """Log seasonal multiplier at absolute Unix `seconds`: the hour-of-week profile, linear between hour centres."""
+    position = np.mod(seconds - MONDAY_EPOCH_SECONDS, WEEK_SECONDS) / 3600.0 - 0.5
+    table = np.asarray(hour_of_week_log + hour_of_week_log[:1])
+    base = np.floor(position)
+    frac = position - base
+    index = base.astype(np.int64) % 168
+    out: FloatArray = table[index] * (1.0 - frac) + table[index + 1] * frac
+    return out
+
+
+def hour_of_week_profile(profile: tuple[float, ...]) -> tuple[float, ...]:
+    """168 relative volatilities, Monday 00:00 UTC first: a 24-value profile repeats, none is BTC's."""
+    if not profile:
+        return tuple(h * d for d in BTC_WEEKDAY_VOLATILITY for h in BTC_HOUR_VOLATILITY)
+    return profile * (168 // len(profile))
+
+
+def _season(profile: tuple[float, ...], power: float) -> tuple[float, ...]:
+    """Log hour-of-week profile normalized so a week of exp(power * season) averages 1."""
+    logs = tuple(math.log(v) for v in profile)
+    week = season_log(logs, np.arange(0.0, WEEK_SECONDS, 60.0))
+    shift = math.log(float(np.mean(np.exp(power * week)))) / power
+    return tuple(v - shift for v in logs)
+
+
 def feasibility_problems(manifest: SimulationManifest) -> list[str]:
     """What the engine cannot honour beyond the manifest's own validation (empty when all is well)."""
     problems = []
@@ -153,13 +210,30 @@ def derive_params(manifest: SimulationManifest) -> ModelParams:
     immigrant_rate = m.trade_rate_per_second / _cluster_kept_share(branching, m.hawkes_decay_seconds, lookback)
 
     size_median_lots = m.trade_size_median / m.lot_size
+    if m.seasonality:
+        profile = hour_of_week_profile(m.volatility_profile)
+        season_log_vol = _season(profile, 2.0)
+        season_log_rate = _season(tuple(v**m.trade_rate_season_elasticity for v in profile), 1.0)
+    else:
+        season_log_vol = season_log_rate = (0.0,) * 168
+    level_offset = sum(s * s * (1.0 - averaged_share(h)) for s, h in
+                       zip(factor_sd, m.vol_factor_half_lives_seconds, strict=True))
+    if m.jump_model == "merton":
+        jump_second_moment = (m.jump_mean_bps**2 + m.jump_std_bps**2) * 1e-8
+    elif m.jump_model == "kou":
+        q = m.kou_up_probability
+        jump_second_moment = (q * 2 * m.kou_up_mean_bps**2 + (1 - q) * 2 * m.kou_down_mean_bps**2) * 1e-8
+    else:
+        jump_second_moment = 0.0
     return ModelParams(
         seed=m.seed, start_time_ms=m.start_time_ms, duration_ms=m.duration_seconds * 1000,
         var_per_second=diffusive_var / SECONDS_PER_YEAR,
         factor_phi=phis, factor_innovation_sd=innovation_sd, factor_sd=factor_sd,
-        total_factor_var=sum(s * s for s in factor_sd),
+        total_factor_var=sum(s * s for s in factor_sd), vol_level_offset=level_offset,
         short_factor=min(range(len(phis)), key=lambda k: m.vol_factor_half_lives_seconds[k]),
-        leverage=m.leverage_correlation, tail_dof=m.return_tail_dof,
+        leverage=m.leverage_correlation, tail_dof=m.return_tail_dof, impact_reversal=m.impact_reversal,
+        season_log_vol=season_log_vol, season_log_rate=season_log_rate, volume_shock_weight=m.volume_shock_weight,
+        jump_second_moment=jump_second_moment,
         log_price0=math.log(m.initial_price),
         drift_per_block=m.drift_annual * BLOCK_SECONDS / SECONDS_PER_YEAR,
         reversion_per_block=m.mean_reversion_per_day * BLOCK_SECONDS / 86_400,

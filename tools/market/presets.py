@@ -22,8 +22,10 @@ class Preset:
 PRESETS: tuple[Preset, ...] = (
     Preset(
         "default", "Defaults",
-        "The manifest's own defaults: BTC-like perpetual at 50,000 with 60% annualized volatility, "
-        "three-factor log-SV with Student-t(4) returns, Merton jumps, Hawkes trades and a 10-level book.",
+        "The manifest's own defaults: a liquid BTC perpetual at 50,000 with 60% annualized volatility, "
+        "four-factor log-SV (half-lives 1 min to 2 days) fitted to real BTC minute data, BTC's hour-of-day and "
+        "weekday seasonality, volume that follows each minute's move, Merton jumps, Hawkes trades, a one-tick "
+        "spread and about 2 BTC at the touch of a 10-level book.",
         {},
     ),
     Preset(
@@ -42,7 +44,7 @@ PRESETS: tuple[Preset, ...] = (
         "tails (t with 3 degrees of freedom), frequent 60 bps jumps, busier tape (60 trades/s) and "
         "spreads that widen sharply with volatility.",
         {"symbol": "BTC-USDT-PERP", "initial_price": 90_000.0, "tick_size": 0.1, "lot_size": 0.001,
-         "volatility_annual": 1.0, "vol_factor_stdevs": [0.45, 0.40, 0.40], "return_tail_dof": 3.0,
+         "volatility_annual": 1.0, "vol_factor_stdevs": [0.30, 0.42, 0.42, 0.40], "return_tail_dof": 3.0,
          "jump_intensity_per_hour": 1.0, "jump_std_bps": 60.0, "base_spread_bps": 0.05,
          "spread_vol_elasticity": 1.0, "trade_rate_per_second": 60.0, "hawkes_branching_ratio": 0.8,
          "trade_rate_vol_elasticity": 1.5, "trade_size_median": 0.005, "num_levels": 20,
@@ -68,6 +70,13 @@ PRESETS: tuple[Preset, ...] = (
          "spread_vol_elasticity": 1.2, "trade_rate_per_second": 0.8, "hawkes_branching_ratio": 0.5,
          "trade_size_median": 150.0, "trade_size_log_sd": 1.3, "num_levels": 10,
          "book_interval_ms": 500, "depth_level_size": 2500.0},
+    ),
+    Preset(
+        "btc_thin_venue", "BTC on a thin venue",
+        "BTC at 50,000 on a thin venue: spreads around 0.75 bps (dozens of ticks), under 1 BTC per level, "
+        "small trades (about 5 BTC a minute) whose arrivals follow volatility only, no seasonality.",
+        {"symbol": "BTC-USD", "base_spread_bps": 0.75, "depth_level_size": 1.0, "trade_size_median": 0.01,
+         "trade_rate_vol_elasticity": 1.0, "volume_shock_weight": 0.0, "seasonality": False},
     ),
     Preset(
         "flash_crash_day", "Flash-crash day",

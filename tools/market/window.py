@@ -31,7 +31,7 @@ class WindowInputs:
     """What a window needs from the pre-pass: its blocks, and the volatility of the lookback before it."""
 
     coarse: CoarseBlocks
-    lookback_log_vol_ratio: FloatArray
+    lookback_arrival_log_rate: FloatArray
     """Blocks `[first_block - lookback_blocks - 1, first_block)`, for the Hawkes clusters born there."""
 
     @property
@@ -45,27 +45,27 @@ class WindowInputs:
 
     def part(self, first_block: int, stop_block: int) -> WindowInputs:
         """The inputs of blocks `[first_block, stop_block)` inside this window: what `window_inputs` would cut."""
-        lookback = self.lookback_log_vol_ratio.shape[0]
-        ratio = np.concatenate([self.lookback_log_vol_ratio, self.coarse.log_vol_ratio])
+        lookback = self.lookback_arrival_log_rate.shape[0]
+        ratio = np.concatenate([self.lookback_arrival_log_rate, self.coarse.arrival_log_rate])
         start = first_block - self.first_block
         return WindowInputs(coarse=self.coarse.slice(first_block, stop_block),
-                            lookback_log_vol_ratio=ratio[start:start + lookback])
+                            lookback_arrival_log_rate=ratio[start:start + lookback])
 
 
 def window_inputs(path: CoarsePath, params: ModelParams, first_block: int, stop_block: int) -> WindowInputs:
     """Cut a window's inputs out of the streaming pre-pass."""
     lookback = params.lookback_blocks + 1
     return WindowInputs(coarse=path.blocks(first_block, stop_block),
-                        lookback_log_vol_ratio=path.log_vol_ratio(first_block - lookback, first_block))
+                        lookback_arrival_log_rate=path.arrival_log_rate(first_block - lookback, first_block))
 
 
 def _trade_rows(params: ModelParams, inputs: WindowInputs, book_bid: tuple[IntArray, IntArray],
                 book_ask: tuple[IntArray, IntArray]) -> TradeRows:
     p = params
     first, stop = inputs.first_block, inputs.stop_block
-    log_vol_ratio = np.concatenate([inputs.lookback_log_vol_ratio, inputs.coarse.log_vol_ratio])
+    log_rate = np.concatenate([inputs.lookback_arrival_log_rate, inputs.coarse.arrival_log_rate])
     # one block before the window too: its sides decide the side the window starts from
-    times = trade_times_ms(p, first - 1, stop, log_vol_ratio)
+    times = trade_times_ms(p, first - 1, stop, log_rate)
     counts = np.bincount(times // BLOCK_MS - (first - 1), minlength=stop - first + 1)
     _, previous, _ = draw_sides(p, first - 1, int(counts[0]))
     last_fresh = previous.last_fresh_buy()
