@@ -39,20 +39,25 @@ def test_a_loop_trading_a_planted_momentum_series_makes_money_and_records_its_de
 
     orders = strategy_orders(desk)
     assert {o["symbol"] for o in orders} == {"BTC-USDT-PERP", "ETH-USDT-PERP"}
-    assert all(o["side"] == "buy" and o["status"] == "filled" and o["signal_id"] for o in orders)
-    decisions = desk.control.log.entries(decision_type="strategy", limit=100)
+    assert all(o["status"] == "filled" and o["signal_id"] for o in orders)
+    # long entries on the way up; the exits are the take-profits their sizing set
+    assert all(o["side"] == ("sell" if o["reduce_only"] else "buy") for o in orders)
+    decisions = desk.control.log.entries(decision_type="strategy", limit=1000)
     assert len(decisions) == len(orders)
     for d in decisions:
         order = next(o for o in orders if o["order_id"] == d.selected_order_id)
         assert d.selected_signal_id == order["signal_id"]
         assert d.details["verdict"] in ("APPROVED", "SIZED_DOWN") and d.risk_passed
+        if d.details["action"] == "close":
+            assert d.risk_reasons == ["take_profit"]
+            continue
         counted = [v for v in d.agent_votes if v["counted"]]
         assert any(v["agent_id"] == "momentum" and v["direction"] == "long" for v in counted)
         chosen = sig.list_signals(limit=10_000, signal_type=None, symbol=d.symbol, since_ms=None, live_only=False)
         assert any(s["signal_id"] == d.selected_signal_id and s["signal_type"] == "momentum"
                    for s in chosen["signals"])
     # the gate's own entry carries the same signal_id (one order, one signal)
-    intents = desk.control.log.entries(decision_type="order_intent", source=SOURCE, limit=100)
+    intents = desk.control.log.entries(decision_type="order_intent", source=SOURCE, limit=1000)
     assert sorted(i.selected_signal_id for i in intents) == sorted(o["signal_id"] for o in orders)
 
 
@@ -116,13 +121,15 @@ def test_a_halt_in_the_middle_of_a_loop_stops_orders_at_once(strategies, ev, mar
 
 def test_paused_means_no_new_exposure_but_the_loop_may_still_exit(strategies, ev, market_file):
     desk, sig = strategies.open(replay=planted(ev, market_file, zigzag, 400))
-    sig.run(cycles=40)
-    assert len(strategy_orders(desk)) == 2  # both perpetuals long on the way up
+    while not any(desk.engine.peek_position(s).size for s in ("BTC-USDT-PERP", "ETH-USDT-PERP")):
+        sig.run(cycles=1)
+    before = len(strategy_orders(desk))
     desk.control.pause("test pause", "test")
     sig.run(cycles=150)  # the trend turns: exits go, no new entry
-    orders = strategy_orders(desk)
-    assert len(orders) == 4 and all(o["reduce_only"] for o in orders[2:])
-    refusals = [d for d in desk.control.log.entries(decision_type="strategy", limit=100) if not d.risk_passed]
+    after = strategy_orders(desk)[before:]
+    assert after and all(o["reduce_only"] and o["status"] == "filled" for o in after)
+    assert not any(desk.engine.peek_position(s).size for s in ("BTC-USDT-PERP", "ETH-USDT-PERP"))
+    refusals = [d for d in desk.control.log.entries(decision_type="strategy", limit=1000) if not d.risk_passed]
     assert refusals and all(d.risk_reasons == ["kill_switch_entry_freeze"] for d in refusals)
 
 
@@ -177,3 +184,22 @@ def test_a_manual_order_does_not_count_as_the_strategy(strategies, ev, market_fi
     desk.engine.advance(T0 + MINUTE)
     desk.engine.place_order(OrderRequest("BTC-USDT-PERP", "buy", "market", 0.1))
     assert sig.contributions()["by_signal"] == []
+
+
+def test_kelly_caps_the_risk_once_a_signal_type_has_30_closed_trades(strategies, ev, market_file):
+    desk, sig = strategies.open(replay=planted(ev, market_file, zigzag, 1300))
+    sig.run(cycles=60)
+    early = [d for d in desk.control.log.entries(decision_type="strategy", limit=10) if d.details["sizing"]]
+    assert early and all(not d.details["sizing"]["kelly"]["applied"] for d in early)
+    assert "needed" in early[0].details["sizing"]["kelly"]["source"] or "no closed" in \
+        early[0].details["sizing"]["kelly"]["source"]
+    sig.run(cycles=1200)
+    closed = [r for r in sig.contributions()["by_signal"] if not r["open"] and r["signal_type"] == "momentum"]
+    assert len(closed) >= 30
+    late = [d for d in desk.control.log.entries(decision_type="strategy", limit=20) if d.details["sizing"]
+            and d.details["sizing"]["kelly"]["applied"]]
+    assert late, "no opening sized with Kelly after 30 closed momentum trades"
+    kelly = late[0].details["sizing"]["kelly"]
+    wins = [r for r in closed if r["pnl_usd"] > 0]
+    assert kelly["win_rate"] == pytest.approx(len(wins) / len(closed), abs=0.05)
+    assert kelly["cap"] == pytest.approx(0.5 * max(kelly["f_star"], 0.0))  # balanced: half Kelly

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     from quantdesk.tools.desk.instruments import Instrument
 
 DD_FULL, DD_ZERO = 0.05, 0.12
+ATR_CYCLES = 15
+"""The ATR's bar, in cycles (15 one-minute cycles: 15-minute bars): a stop a minute's range wide is inside the
+round-trip fees."""
+ATR_FLOOR = 0.001
+"""The ATR is at least 10 bp of the price (a perfectly smooth series still has a stop outside the fees)."""
 VOL_KNEE, VOL_FLOOR = 0.60, 0.25
 
 
@@ -100,15 +105,28 @@ def scalars(drawdown: float, volatility_annual: float | None) -> dict[str, float
     return {"drawdown_scalar": dd, "volatility_scalar": vol}
 
 
+def cycle_atr(prices: list[float], atr_cycles: int, period: int = 14) -> float:
+    """ATR(period) on bars of `atr_cycles` cycles built from the loop's cycle closes (close to close: the loop
+    keeps no intrabar high/low), floored at ATR_FLOOR of the price. With fewer than two such bars, the one-cycle
+    range scaled by sqrt(atr_cycles) (a random walk's)."""
+    entry = prices[-1]
+    closes = prices[::-1][::atr_cycles][::-1]
+    scale = 1.0
+    if len(closes) < 3:
+        closes, scale = prices, math.sqrt(atr_cycles)
+    tail = closes[-period - 1:]
+    steps = [abs(b - a) * scale for a, b in zip(tail[:-1], tail[1:], strict=True)]
+    return max(sum(steps) / len(steps) if steps else 0.0, entry * ATR_FLOOR)
+
+
 def size(engine: DeskEngine, instrument: Instrument, p: Plan, profile: StrategyProfile, prices: list[float],
-         cycle_seconds: int, limits: Any) -> None:
-    """Fill in p.quantity, p.verdict, p.sizing and p.scalars for an opening."""
+         cycle_seconds: int, limits: Any, kelly: tuple[float | None, float | None, str] = (None, None, ""),
+         atr_cycles: int = ATR_CYCLES) -> None:
+    """Fill in p.quantity, p.verdict, p.sizing and p.scalars for an opening. `kelly` is (win rate, payoff ratio,
+    where they come from) of the chosen signal's type, or Nones with the reason it is not applied."""
     account = engine.account()
     entry = prices[-1]
-    steps = [abs(b - a) for a, b in zip(prices[-15:-1], prices[-14:], strict=True)]
-    # ATR(14) on the loop's own cycle bars (close to close: the loop keeps no intrabar high/low), floored at one
-    # basis point of the price so a perfectly smooth series still has a stop
-    atr = max(sum(steps) / len(steps) if steps else 0.0, entry * 1e-4)
+    atr = cycle_atr(prices, atr_cycles)
     vol = None
     if len(prices) >= 3:
         logs = [math.log(b / a) for a, b in zip(prices[:-1], prices[1:], strict=True) if a > 0 and b > 0]
@@ -128,8 +146,9 @@ def size(engine: DeskEngine, instrument: Instrument, p: Plan, profile: StrategyP
         max_position_notional_usd=limits.max_position_notional_usd,
         max_gross_exposure_usd=limits.max_gross_exposure_usd, max_leverage=limits.max_leverage,
         max_order_notional_usd=limits.max_order_notional_usd,
-        kelly_source="not applied by the strategy loop (profile risk per trade)",
-        sources={"atr": "ATR(14) of the loop's cycle closes", "entry": f"{instrument.symbol} mid at the cycle",
+        win_rate=kelly[0], payoff_ratio=kelly[1], kelly_source=kelly[2],
+        sources={"atr": f"ATR(14) on {atr_cycles}-cycle bars of the loop's closes",
+                 "entry": f"{instrument.symbol} mid at the cycle",
                  "volatility": "std of cycle log returns, annualized on 365 days"})
     side = "long" if p.action == "open_long" else "short"
     # a volatility target of 100 %: the TRADEOS volatility scalar below is the loop's volatility rule
@@ -142,7 +161,7 @@ def size(engine: DeskEngine, instrument: Instrument, p: Plan, profile: StrategyP
     p.sizing = {"quantity_by_sizing": out["quantity"], "binding_constraint": out["binding_constraint"],
                 "risk_fraction_used": out["risk_fraction_used"], "stop_loss_price_usd": out["stop_loss_price_usd"],
                 "take_profit_price_usd": out["take_profit_price_usd"], "atr_usd": atr, "volatility_annual": vol,
-                "profile_position_cap_quantity": cap_qty, "entry_price_usd": entry}
+                "profile_position_cap_quantity": cap_qty, "entry_price_usd": entry, "kelly": out["kelly"]}
     if quantity <= 0 or quantity * entry < instrument.min_notional_usd:
         p.verdict = "REJECTED"
         p.reasons.append(("no_position_room", f"sized to {quantity:g} {instrument.symbol}: below the minimum notional "

@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from quantdesk.server.errors import Conflict, InvalidArgument, Problem, QuantdeskError
@@ -67,8 +68,12 @@ class SignalService:
         self.history: dict[str, deque[float]] = {}
         self.history_t: dict[str, int] = {}
         self.entries: dict[str, str] = {}
+        self.brackets: dict[str, tuple[float, float]] = {}
+        """Per traded symbol, the stop-loss and take-profit prices the open position was sized with."""
         """Per traded symbol, the signal whose order opened the position the strategy holds."""
         self.reported_expired: set[str] = set()
+        self._kelly: dict[str, tuple[float | None, float | None, str]] | None = None
+        """Per signal type, Kelly inputs from the strategy's closed trades; rebuilt after a close."""
         self.last_cycle_ms: int | None = store.get_meta(sql, "last_cycle_ms")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -123,6 +128,12 @@ class SignalService:
                                   (symbol, SOURCE))
             if rows and rows[0][0]:
                 self.entries[symbol] = str(rows[0][0])
+            # the bracket is in the opening's decision-log entry
+            for d in self.desk.control.log.entries(decision_type="strategy", symbol=symbol, limit=50):
+                if d.details.get("action", "").startswith("open") and d.selected_order_id and d.details.get("sizing"):
+                    sizing = d.details["sizing"]
+                    self.brackets[symbol] = (sizing["stop_loss_price_usd"], sizing["take_profit_price_usd"])
+                    break
 
     # --- signals --------------------------------------------------------------------------------------
 
@@ -238,6 +249,8 @@ class SignalService:
                 signals = [s for (sym, _), s in self.latest.items() if sym == symbol]
                 position = engine.peek_position(symbol).size
                 p = plan(symbol, signals, weights, profile, now, position)
+                if p.action == "none" and position != 0.0:
+                    self._bracket_exit(p, position)
                 if p.action == "none":
                     expired = self._expired_would_trade(p, signals, weights, profile, now, position)
                     if expired is None:
@@ -254,6 +267,23 @@ class SignalService:
                 "control_state": view.state, "signals_made": len(made), "decisions": decisions,
                 "orders_placed": sum(1 for d in decisions if d["order_id"]), "cycle_wall_ms": elapsed,
                 "data_source": engine.feed.data_source}
+
+    def _bracket_exit(self, p: Plan, position: float) -> None:
+        """Close a position whose price reached the stop-loss or take-profit its sizing set (spec/desk.md §4)."""
+        bracket = self.brackets.get(p.symbol)
+        history = self.history.get(p.symbol)
+        if bracket is None or not history:
+            return
+        stop, take = bracket
+        price = history[-1]
+        long = position > 0
+        if (price <= stop) if long else (price >= stop):
+            p.reasons.append(("stop_loss", f"mid {price:g} reached the stop {stop:g}"))
+        elif (price >= take) if long else (price <= take):
+            p.reasons.append(("take_profit", f"mid {price:g} reached the take-profit {take:g}"))
+        else:
+            return
+        p.action = "close"
 
     def _expired_would_trade(self, p: Plan, signals: list[Signal], weights: dict[str, float], profile: Any,
                              now: int, position: float) -> Plan | None:
@@ -297,7 +327,31 @@ class SignalService:
                                                            f"{profile.name} profile's {limit:.0%}"))
             return
         history = list(self.history.get(p.symbol, ()))
-        size(engine, engine.instruments.by_symbol[p.symbol], p, profile, history, self.cycle_seconds, limits)
+        kind = p.chosen.signal_type if p.chosen is not None else ""
+        size(engine, engine.instruments.by_symbol[p.symbol], p, profile, history, self.cycle_seconds, limits,
+             self.kelly_inputs(kind))
+
+    def kelly_inputs(self, signal_type: str) -> tuple[float | None, float | None, str]:
+        """spec/desk.md §4: Kelly only with at least 30 closed trades of that signal type, else the profile's
+        risk per trade alone."""
+        from quantdesk.tools.risk.sizing import KELLY_MIN_TRADES
+
+        if self._kelly is None:
+            closed: dict[str, list[float]] = {}
+            for row in self.contributions()["by_signal"]:
+                if not row["open"] and row["signal_type"]:
+                    closed.setdefault(row["signal_type"], []).append(row["pnl_usd"])
+            self._kelly = {}
+            for kind, pnls in closed.items():
+                wins, losses = [x for x in pnls if x > 0], [-x for x in pnls if x < 0]
+                if len(pnls) >= KELLY_MIN_TRADES and wins and losses:
+                    self._kelly[kind] = (len(wins) / len(pnls), (sum(wins) / len(wins)) / (sum(losses) / len(losses)),
+                                         f"{len(pnls)} closed strategy trades of {kind} signals")
+                else:
+                    self._kelly[kind] = (None, None, f"not applied: {len(pnls)} closed strategy trades of {kind} "
+                                                     f"signals, {KELLY_MIN_TRADES} (with a win and a loss) needed")
+        return self._kelly.get(signal_type, (None, None, f"not applied: no closed strategy trade of {signal_type} "
+                                                         "signals yet"))
 
     def _act(self, engine: DeskEngine, p: Plan, profile: Any, now: int) -> dict[str, Any]:
         order_id = None
@@ -329,8 +383,12 @@ class SignalService:
                     p.reasons += [(r.code, r.message) for r in order.reasons]
                 elif result.fills and p.action != "close" and signal_id is not None:
                     self.entries[p.symbol] = signal_id
+                    if p.sizing is not None:
+                        self.brackets[p.symbol] = (p.sizing["stop_loss_price_usd"], p.sizing["take_profit_price_usd"])
                 elif p.action == "close" and engine.peek_position(p.symbol).size == 0.0:
                     self.entries.pop(p.symbol, None)
+                    self.brackets.pop(p.symbol, None)
+                    self._kelly = None  # a trade closed: the Kelly inputs change
         verdict = p.verdict or "REJECTED"
         self.verdicts[verdict] += 1
         if verdict == "REJECTED":
@@ -435,6 +493,20 @@ class SignalService:
             except Exception:  # the loop survives a bad cycle; the next one starts afresh
                 self.counters.loop_errors += 1
                 logger.exception("strategy cycle failed")
+
+    def health(self) -> dict[str, Any]:
+        """The trading services, each healthy or not (the TRADEOS /healthz shape is a reshaping of these)."""
+        desk = self.desk
+        health = desk.health()
+        services = {"state_store": health["ledger_ok"], "execution": health["engine_ok"] and health["feed_ok"],
+                    "control_plane": health["control_store_ok"], "event_bus": health["event_bus_ok"],
+                    "signal_engine": self._thread is None or self._thread.is_alive()}
+        running = desk.error is None
+        return {"status": "healthy" if all(services.values()) else "degraded",
+                "services": {k: "healthy" if v else "unhealthy" for k, v in services.items()},
+                "timestamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                "control_state": desk.control.view().state if running else "unknown",
+                "data_source": self.engine.feed.data_source if running else None}
 
     # --- profiles, halt and resume ----------------------------------------------------------------------
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -187,21 +186,7 @@ async def get_system_metrics(args: NoArguments, ctx: CallContext) -> SystemMetri
 async def get_trading_health(args: NoArguments, ctx: CallContext) -> TradingHealthOutput:
     """Health of the trading services: the state store, the desk engine, the market feed, the control plane, the
     event bus and the signal engine, each healthy or unhealthy."""
-
-    def work(service: SignalService) -> dict[str, Any]:
-        health = service.desk.health()
-        signal_ok = service._thread is None or service._thread.is_alive()
-        services = {"state_store": health["ledger_ok"], "execution": health["engine_ok"] and health["feed_ok"],
-                    "control_plane": health["control_store_ok"], "event_bus": health["event_bus_ok"],
-                    "signal_engine": signal_ok}
-        state = service.desk.control.view().state if service.desk.error is None else "unknown"
-        source = service.engine.feed.data_source if service.desk.error is None else None
-        return {"status": "healthy" if all(services.values()) else "degraded",
-                "services": {k: "healthy" if v else "unhealthy" for k, v in services.items()},
-                "timestamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-                "control_state": state, "data_source": source}
-
-    return TradingHealthOutput.model_validate(await on_signals(ctx, work))
+    return TradingHealthOutput.model_validate(await on_signals(ctx, lambda s: s.health()))
 
 
 @tools.tool(scope="read", title="Trading portfolio", read_only=True, idempotent=True)
