@@ -203,3 +203,16 @@ def test_kelly_caps_the_risk_once_a_signal_type_has_30_closed_trades(strategies,
     wins = [r for r in closed if r["pnl_usd"] > 0]
     assert kelly["win_rate"] == pytest.approx(len(wins) / len(closed), abs=0.05)
     assert kelly["cap"] == pytest.approx(0.5 * max(kelly["f_star"], 0.0))  # balanced: half Kelly
+
+
+def test_a_restarted_service_knows_the_open_trade_and_its_bracket(strategies, ev, market_file):
+    desk, sig = strategies.open(replay=planted(ev, market_file, zigzag, 200))
+    while not desk.engine.peek_position("BTC-USDT-PERP").size:
+        sig.run(cycles=1)
+    again = SignalService(desk, None, desk.bus, desk.state, background=False)
+    try:
+        assert again.entries == sig.entries and again.brackets == sig.brackets
+        assert set(again.entries) == {"BTC-USDT-PERP", "ETH-USDT-PERP"}
+        assert again.latest == sig.latest  # the newest signal of each (symbol, type) is read back
+    finally:
+        again.close()
