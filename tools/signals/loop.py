@@ -162,6 +162,11 @@ def size(engine: DeskEngine, instrument: Instrument, p: Plan, profile: StrategyP
                 "risk_fraction_used": out["risk_fraction_used"], "stop_loss_price_usd": out["stop_loss_price_usd"],
                 "take_profit_price_usd": out["take_profit_price_usd"], "atr_usd": atr, "volatility_annual": vol,
                 "profile_position_cap_quantity": cap_qty, "entry_price_usd": entry, "kelly": out["kelly"]}
+    if out["kelly"]["applied"] and out["risk_fraction_used"] <= 0:
+        p.verdict = "REJECTED"
+        p.reasons.append(("kelly_no_edge", f"Kelly f* = {out['kelly']['f_star']:.3f} <= 0 ({out['kelly']['source']}): "
+                                           "the signal type has shown no edge, so no size"))
+        return
     if quantity <= 0 or quantity * entry < instrument.min_notional_usd:
         p.verdict = "REJECTED"
         p.reasons.append(("no_position_room", f"sized to {quantity:g} {instrument.symbol}: below the minimum notional "
