@@ -90,6 +90,7 @@ def test_a_strategy_session_through_the_documented_routes(tradeos):
 @pytest.mark.parametrize(("path", "params"), [
     ("/signals", {"limit": -1}), ("/signals", {"signal_type": "astrology"}), ("/signals", {"symbol": "DOGE-XYZ"}),
     ("/trades", {"limit": -5}), ("/trades", {"since": "yesterday"}), ("/signals", {"since": "3 pm"}),
+    ("/trades", {"symbol": "DOGE-XYZ"}),
 ])
 def test_bad_query_parameters_get_clear_errors(tradeos, path, params):
     response = get(tradeos, path, **params)
