@@ -112,7 +112,7 @@ class SimulationManifestFields(BaseModel):
         0.60, gt=0, le=5,
         description="Annualized volatility of log returns that a run of one to seven days realizes (median over "
                     "seeds): each factor is normalized in mean for the part of its variance that averages out "
-                    "within 3 days, in median for the rest.")
+                    "within a day, in median for the rest.")
     mean_reversion_per_day: float = Field(0.0, ge=0, le=100, description="Pull toward initial_price (0 = none).")
     vol_factor_half_lives_seconds: tuple[Annotated[float, Field(gt=0, le=10**8)], ...] = Field(
         (60.0, 1800.0, 28_800.0, 172_800.0), min_length=1, max_length=5,

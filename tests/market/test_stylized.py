@@ -128,10 +128,12 @@ def describe_returns(r: np.ndarray) -> dict[str, float]:
             "kurtosis_1d": float(stats.kurtosis(r[:r.size // 1440 * 1440].reshape(-1, 1440).sum(axis=1)))}
 
 
-# the bands of real BTC weeks (stylized.py): memory at 1 to 1000 minutes, tails, volume-|r| link
+# the bands of real BTC weeks (stylized.py): memory at 1 to 100 minutes (describe leaves lag 1000 to runs of
+# 20,000 minutes or more), tails, volume-|r| link. Aggregational Gaussianity is left to the year-long test:
+# on one week, 168 hourly returns, real BTC itself nearly fails it (June 2025: 10.9 at 1 min, 9.7 at 1 h).
 WEEK_BANDS = ["excess_kurtosis_1min", "hill_tail_index", "max_abs_acf_r_lags_1_20", "ljung_box_standardized_r_p",
-              "acf_abs_r_lag_1", "acf_abs_r_lag_10", "acf_abs_r_lag_100", "acf_abs_r_lag_1000",
-              "ljung_box_abs_r_p", "excess_kurtosis_1h", "leverage_mean_corr_r_abs_r_lead_1_60",
+              "acf_abs_r_lag_1", "acf_abs_r_lag_10", "acf_abs_r_lag_100",
+              "ljung_box_abs_r_p", "leverage_mean_corr_r_abs_r_lead_1_60",
               "corr_volume_abs_r_1min", "trade_count_fano_1s", "spread_never_crossed",
               "realized_vs_configured_volatility"]
 

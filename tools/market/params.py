@@ -37,7 +37,7 @@ class ModelParams:
     total_factor_var: float
     vol_level_offset: float
     """Subtracted from the factor sum: the part of each factor's variance that averages out within
-    LEVEL_HORIZON_SECONDS is normalized in mean, the rest in median, so runs of 1 to 7 days realize
+    LEVEL_HORIZON_SECONDS (a day) is normalized in mean, the rest in median, so runs of 1 to 7 days realize
     volatility_annual on the median of seeds (E[exp(2 F)] normalization, the old one, gave 0.70-0.92)."""
     short_factor: int
     leverage: float
@@ -117,8 +117,8 @@ def jump_variance_annual(manifest: SimulationManifest) -> float:
 
 
 DAY_SECONDS = 86_400
-LEVEL_HORIZON_SECONDS = 3 * DAY_SECONDS
-"""volatility_annual is the level a run of about this length (1 to 7 days) realizes on the median of seeds."""
+LEVEL_HORIZON_SECONDS = DAY_SECONDS
+"""volatility_annual is what runs of this length or longer (to 7 days) realize on the median of seeds."""
 
 
 def averaged_share(half_life_seconds: float, horizon_seconds: float = LEVEL_HORIZON_SECONDS) -> float:
