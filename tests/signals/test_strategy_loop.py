@@ -216,3 +216,18 @@ def test_a_restarted_service_knows_the_open_trade_and_its_bracket(strategies, ev
         assert again.latest == sig.latest  # the newest signal of each (symbol, type) is read back
     finally:
         again.close()
+
+
+def test_system_metrics_count_breaker_trips_and_rejections(strategies, ev, market_file):
+    desk, sig = strategies.open(replay=planted(ev, market_file, trend, 60))
+    desk.engine.advance(T0 + MINUTE)
+    desk.control.set_limits({"max_drawdown_pct": 0.0001}, "test")
+    desk.engine.place_order(OrderRequest("BTC-USDT-PERP", "buy", "market", 1.0))  # fees alone: a 0.03 % drawdown
+    assert desk.control.view().state == "killed"
+    refused = desk.engine.place_order(OrderRequest("BTC-USDT-PERP", "buy", "market", 1.0))
+    assert refused.order.status == "rejected"
+    m = sig.system_metrics()
+    assert m["circuit_breaker_activations"] == 1 and m["circuit_breaker_activations_logged"] == {"DRAWDOWN_LIMIT": 1}
+    assert m["order_rejections_by_reason"]["TRADING_HALTED"] == 1
+    assert m["order_rejection_rates_by_reason"]["TRADING_HALTED"] == pytest.approx(1 / m["orders_submitted"])
+    assert m["control_state"] == "killed"

@@ -260,11 +260,16 @@ class SystemMetricsOutput(ToolOutput):
     orders_rejected: int
     order_rejection_rate: float | None
     order_rejections_by_reason: dict[str, int]
+    order_rejection_rates_by_reason: dict[str, float] = Field(description="Share of submitted orders, per code.")
     strategy_decisions: int
     strategy_verdicts: dict[str, int]
     strategy_rejection_rate: float | None
     strategy_rejections_by_reason: dict[str, int]
-    circuit_breaker_activations: int
+    strategy_rejection_rates_by_reason: dict[str, float] = Field(description="Share of strategy decisions, per "
+                                                                             "code.")
+    circuit_breaker_activations: int = Field(description="Daily-loss and drawdown breaker trips since start.")
+    circuit_breaker_activations_logged: dict[str, int] = Field(description="Breaker trips in the risk-event log, "
+                                                                           "all time, by code.")
     kill_switch_activations: int
     kill_switch_activations_by_actor: dict[str, int]
     control_state: str

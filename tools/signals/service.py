@@ -725,20 +725,29 @@ class SignalService:
 
         submitted = m.orders_submitted
         decisions = sum(self.verdicts.values())
+        # breaker trips are written to the control plane's risk-event log: the durable count, all time
+        logged = {str(r[0]): int(r[1]) for r in self.sql.query(
+            "SELECT code, COUNT(*) FROM control_risk_events GROUP BY code")}
         return {"cycle_latency_ms": {"count": len(recent), "p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99),
                                      "max": recent[-1] if recent else None},
                 "orders_submitted": submitted, "orders_rejected": sum(m.rejections.values()),
                 "order_rejection_rate": sum(m.rejections.values()) / submitted if submitted else None,
                 "order_rejections_by_reason": dict(m.rejections),
+                "order_rejection_rates_by_reason": {k: v / submitted for k, v in m.rejections.items()}
+                if submitted else {},
                 "strategy_decisions": decisions, "strategy_verdicts": dict(self.verdicts),
                 "strategy_rejection_rate": self.verdicts["REJECTED"] / decisions if decisions else None,
                 "strategy_rejections_by_reason": dict(self.rejections),
+                "strategy_rejection_rates_by_reason": {k: v / decisions for k, v in self.rejections.items()}
+                if decisions else {},
                 "circuit_breaker_activations": control.metrics.breaker_trips,
+                "circuit_breaker_activations_logged": logged,
                 "kill_switch_activations": control.metrics.kill_switch_trips,
                 "kill_switch_activations_by_actor": dict(control.metrics.trips_by_actor or {}),
                 "control_state": control.view().state, "counters": asdict(self.counters),
                 "event_bus": {"published": self.bus.stats().published, "dropped": self.bus.stats().dropped_total},
-                "since": "process start (counters are in memory; the decision log keeps every verdict)",
+                "since": "process start (counters are in memory; the decision log keeps every verdict, the risk-event "
+                         "log every breaker trip: circuit_breaker_activations_logged is all time)",
                 "desk_time_ms": engine.now_ms, "data_source": engine.feed.data_source}
 
     def metrics(self) -> dict[str, Any]:
