@@ -10,6 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
+SCOPES = {"list_signals": "read", "generate_signals": "trade", "run_strategy_cycle": "trade", "run_strategy": "trade",
+          "start_strategy_loop": "control", "stop_strategy_loop": "control", "get_strategy_status": "read",
+          "get_strategy_profile": "read", "set_strategy_profile": "control", "halt_trading": "control",
+          "resume_halted_trading": "admin", "get_signal_metrics": "read", "get_performance_metrics": "read",
+          "get_system_metrics": "read", "get_trading_health": "read", "get_trading_portfolio": "read",
+          "stream_trading_events": "stream"}
+
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, module_server_factory: Any) -> Any:
@@ -77,3 +84,26 @@ def test_resume_without_a_halt_does_nothing_and_halt_is_idempotent(served):
     assert first["already_halted"] is False and again["already_halted"] is True
     assert ok(served, "get_control_status")["state"] == "killed"
     assert ok(served, "resume_halted_trading")["state"] == "running"
+
+
+@pytest.mark.anyio
+async def test_the_signals_tools_over_mcp_carry_their_scopes_and_structured_results(served, open_mcp):
+    async with open_mcp("http-modern", served) as client:
+        listed: dict[str, Any] = {}
+        cursor = None
+        while True:
+            page = await client.list_tools(cursor=cursor)
+            listed.update({t.name: t for t in page.tools})
+            if (cursor := page.next_cursor) is None:
+                break
+        assert set(SCOPES) <= set(listed)
+        assert listed["halt_trading"].annotations.destructive_hint is True
+        assert listed["get_signal_metrics"].annotations.read_only_hint is True
+        cycle = await client.call_tool("run_strategy_cycle", {"generate": True})
+        assert cycle.is_error is False and cycle.structured_content["signals_made"] >= 0
+        bad = await client.call_tool("set_strategy_profile", {"profile": "reckless"})
+        assert bad.is_error is True and "profile" in bad.content[0].text
+    described = httpx.get(f"{served.url}/mcp/tools/list", timeout=30).json()
+    tools = {t["name"]: t for t in (described["tools"] if isinstance(described, dict) else described)}
+    for name, scope in SCOPES.items():
+        assert tools[name]["scope"] == scope, name
