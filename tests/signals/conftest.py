@@ -38,6 +38,16 @@ def planted(ev: Any, market_file: Any, mids: Callable[[str, int], float], minute
     return market_file(events)
 
 
+@pytest.fixture
+def plant(ev: Any, market_file: Any) -> Callable[[Callable[[str, int], float], int], Path]:
+    """`plant(mids, minutes)`: a replay file of the planted market (see `planted`)."""
+
+    def make(mids: Callable[[str, int], float], minutes: int) -> Path:
+        return planted(ev, market_file, mids, minutes)
+
+    return make
+
+
 class Strategies:
     def __init__(self, desks: Any) -> None:
         self.desks = desks

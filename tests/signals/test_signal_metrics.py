@@ -12,7 +12,9 @@ import pytest
 from quantdesk.tools.signals import store
 from quantdesk.tools.signals.evaluation import horizon_stats, non_overlapping, ranks, spearman, wilson
 from quantdesk.tools.signals.model import Signal
-from tests.signals.conftest import MINUTE, T0, planted
+
+T0 = 1_735_689_600_000
+MINUTE = 60_000
 
 
 def test_spearman_is_one_minus_six_sum_d_squared_over_n_n2_minus_1_without_ties():
@@ -64,8 +66,8 @@ def test_overlapping_pairs_are_dropped():
     assert non_overlapping(times, 60) == list(range(7))
 
 
-def test_the_service_pins_ic_on_stored_signals_and_cycle_prices(strategies, ev, market_file):
-    desk, sig = strategies.open(replay=planted(ev, market_file, lambda s, m: 100.0, 5))
+def test_the_service_pins_ic_on_stored_signals_and_cycle_prices(strategies, plant):
+    desk, sig = strategies.open(replay=plant(lambda s, m: 100.0, 5))
     # a price path and signals whose score is exactly the next cycle's return: IC(1) = 1, hit rate 1
     rng = np.random.default_rng(3)
     prices = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.01, 200)))

@@ -12,7 +12,9 @@ import pytest
 
 from quantdesk.tools.desk.model import OrderRequest
 from quantdesk.tools.signals.service import SOURCE, SignalService
-from tests.signals.conftest import MINUTE, T0, planted
+
+T0 = 1_735_689_600_000
+MINUTE = 60_000
 
 
 def trend(symbol: str, m: int) -> float:
@@ -31,8 +33,8 @@ def strategy_orders(desk: Any) -> list[Any]:
     return desk.state.query("SELECT * FROM desk_orders WHERE source = ? ORDER BY seq", (SOURCE,))
 
 
-def test_a_loop_trading_a_planted_momentum_series_makes_money_and_records_its_decisions(strategies, ev, market_file):
-    desk, sig = strategies.open(replay=planted(ev, market_file, trend, 200))
+def test_a_loop_trading_a_planted_momentum_series_makes_money_and_records_its_decisions(strategies, plant):
+    desk, sig = strategies.open(replay=plant(trend, 200))
     out = sig.run(cycles=120)
     assert out["cycles"] == 120 and out["to_ms"] == T0 + 120 * MINUTE
     assert out["equity_usd"] > 100_000.0 * 1.01  # the trend paid over 1 %
@@ -61,8 +63,8 @@ def test_a_loop_trading_a_planted_momentum_series_makes_money_and_records_its_de
     assert sorted(i.selected_signal_id for i in intents) == sorted(o["signal_id"] for o in orders)
 
 
-def test_a_signal_past_its_ttl_is_never_traded(strategies, ev, market_file):
-    desk, sig = strategies.open(replay=planted(ev, market_file, trend, 200))
+def test_a_signal_past_its_ttl_is_never_traded(strategies, plant):
+    desk, sig = strategies.open(replay=plant(trend, 200))
     engine = desk.engine
     for m in range(1, 26):  # signals only, no cycle: the history fills and momentum fires
         engine.advance(T0 + m * MINUTE)
@@ -90,8 +92,8 @@ def test_a_signal_past_its_ttl_is_never_traded(strategies, ev, market_file):
     assert sig.cycle(generate=True)["orders_placed"] == 2
 
 
-def test_a_halt_in_the_middle_of_a_loop_stops_orders_at_once(strategies, ev, market_file):
-    desk, sig = strategies.open(replay=planted(ev, market_file, zigzag, 1500))
+def test_a_halt_in_the_middle_of_a_loop_stops_orders_at_once(strategies, plant):
+    desk, sig = strategies.open(replay=plant(zigzag, 1500))
     result: dict[str, Any] = {}
     runner = threading.Thread(target=lambda: result.update(sig.run(cycles=1400)))
     runner.start()
@@ -119,8 +121,8 @@ def test_a_halt_in_the_middle_of_a_loop_stops_orders_at_once(strategies, ev, mar
     assert {"control:kill_switch", "control:reset_kill_switch", "control:resume"} <= set(commands)
 
 
-def test_paused_means_no_new_exposure_but_the_loop_may_still_exit(strategies, ev, market_file):
-    desk, sig = strategies.open(replay=planted(ev, market_file, zigzag, 400))
+def test_paused_means_no_new_exposure_but_the_loop_may_still_exit(strategies, plant):
+    desk, sig = strategies.open(replay=plant(zigzag, 400))
     while not any(desk.engine.peek_position(s).size for s in ("BTC-USDT-PERP", "ETH-USDT-PERP")):
         sig.run(cycles=1)
     before = len(strategy_orders(desk))
@@ -145,8 +147,8 @@ def first_order_quantity(strategies: Any, name: str, path: Any, profile: str) ->
     return float(orders[0]["quantity"]), desk, sig
 
 
-def test_a_profile_switch_changes_the_size_of_the_next_order(strategies, ev, market_file):
-    path = planted(ev, market_file, trend, 200)
+def test_a_profile_switch_changes_the_size_of_the_next_order(strategies, plant):
+    path = plant(trend, 200)
     small, desk, sig = first_order_quantity(strategies, "conservative", path, "conservative")
     large, _, _ = first_order_quantity(strategies, "aggressive", path, "aggressive")
     # the profiles' position caps (25 % and 100 % of equity) bind on this smooth series
@@ -162,8 +164,8 @@ def test_a_profile_switch_changes_the_size_of_the_next_order(strategies, ev, mar
     assert sig.profile_name == "conservative"
 
 
-def test_contributions_sum_to_the_strategy_pnl_and_to_the_equity_change(strategies, ev, market_file):
-    desk, sig = strategies.open(replay=planted(ev, market_file, zigzag, 700))
+def test_contributions_sum_to_the_strategy_pnl_and_to_the_equity_change(strategies, plant):
+    desk, sig = strategies.open(replay=plant(zigzag, 700))
     sig.run(cycles=650)
     orders = strategy_orders(desk)
     assert len(orders) >= 6 and any(o["reduce_only"] for o in orders)
@@ -179,15 +181,15 @@ def test_contributions_sum_to_the_strategy_pnl_and_to_the_equity_change(strategi
     assert perf["avg_trade_duration_seconds"] and perf["avg_trade_duration_seconds"] > 0
 
 
-def test_a_manual_order_does_not_count_as_the_strategy(strategies, ev, market_file):
-    desk, sig = strategies.open(replay=planted(ev, market_file, trend, 60))
+def test_a_manual_order_does_not_count_as_the_strategy(strategies, plant):
+    desk, sig = strategies.open(replay=plant(trend, 60))
     desk.engine.advance(T0 + MINUTE)
     desk.engine.place_order(OrderRequest("BTC-USDT-PERP", "buy", "market", 0.1))
     assert sig.contributions()["by_signal"] == []
 
 
-def test_kelly_caps_the_risk_once_a_signal_type_has_30_closed_trades(strategies, ev, market_file):
-    desk, sig = strategies.open(replay=planted(ev, market_file, zigzag, 1300))
+def test_kelly_caps_the_risk_once_a_signal_type_has_30_closed_trades(strategies, plant):
+    desk, sig = strategies.open(replay=plant(zigzag, 1300))
     sig.run(cycles=60)
     early = [d for d in desk.control.log.entries(decision_type="strategy", limit=10) if d.details["sizing"]]
     assert early and all(not d.details["sizing"]["kelly"]["applied"] for d in early)
@@ -205,8 +207,8 @@ def test_kelly_caps_the_risk_once_a_signal_type_has_30_closed_trades(strategies,
     assert kelly["cap"] == pytest.approx(0.5 * max(kelly["f_star"], 0.0))  # balanced: half Kelly
 
 
-def test_a_restarted_service_knows_the_open_trade_and_its_bracket(strategies, ev, market_file):
-    desk, sig = strategies.open(replay=planted(ev, market_file, zigzag, 200))
+def test_a_restarted_service_knows_the_open_trade_and_its_bracket(strategies, plant):
+    desk, sig = strategies.open(replay=plant(zigzag, 200))
     while not desk.engine.peek_position("BTC-USDT-PERP").size:
         sig.run(cycles=1)
     again = SignalService(desk, None, desk.bus, desk.state, background=False)
@@ -218,8 +220,8 @@ def test_a_restarted_service_knows_the_open_trade_and_its_bracket(strategies, ev
         again.close()
 
 
-def test_system_metrics_count_breaker_trips_and_rejections(strategies, ev, market_file):
-    desk, sig = strategies.open(replay=planted(ev, market_file, trend, 60))
+def test_system_metrics_count_breaker_trips_and_rejections(strategies, plant):
+    desk, sig = strategies.open(replay=plant(trend, 60))
     desk.engine.advance(T0 + MINUTE)
     desk.control.set_limits({"max_drawdown_pct": 0.0001}, "test")
     desk.engine.place_order(OrderRequest("BTC-USDT-PERP", "buy", "market", 1.0))  # fees alone: a 0.03 % drawdown
