@@ -216,7 +216,12 @@ def _render(row: Row, outcome: CallOutcome) -> Response:
     rendered = row.response(outcome)
     if isinstance(rendered, Response):
         return rendered
-    return json_response(rendered, row.status_code)
+    response = json_response(rendered, row.status_code)
+    source = outcome.structured.get("data_source") if isinstance(outcome.structured, dict) else None
+    if isinstance(source, str):
+        # A legacy shape may be a bare list or a name-to-number map with no room for the field: say it here.
+        response.headers["X-Data-Source"] = source
+    return response
 
 
 def make_endpoint(row: Row, entry: ToolEntry, profile: Profile, state: HttpState,
@@ -299,7 +304,13 @@ def openapi_operation(row: Row, entry: ToolEntry, path_params: list[str], profil
     schema = inline_refs(entry.input_schema)
     properties: dict[str, Any] = {name: {**prop, "default": row.defaults[name]} if name in row.defaults else prop
                                   for name, prop in schema.get("properties", {}).items()}
-    required = set(schema.get("required", [])) - set(row.defaults)
+    for name, prop in row.params.items():
+        if prop is None:
+            properties.pop(name, None)
+        else:
+            properties[name] = prop
+    required = (set(schema.get("required", [])) - set(row.defaults) - {n for n, p in row.params.items() if p is None}
+                | set(row.params_required))
     params: list[dict[str, Any]] = [
         {"name": p, "in": "path", "required": True, "schema": properties.get(p, {"type": "string"})}
         for p in path_params

@@ -60,6 +60,11 @@ class Row:
     """The result field holding the entity tag: sent as `ETag`; a result whose `not_modified` is true answers 304."""
     text: str | None = None
     """The result field answered alone as `text/plain` (source code, logs), instead of the JSON result."""
+    params: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
+    """The legacy API's own parameters that `request` turns into arguments, documented with these schemas (they
+    replace the tool's property of the same name); `None` leaves a tool argument out of the documentation."""
+    params_required: tuple[str, ...] = ()
+    """Which of `params` the legacy API required."""
 
 
 def fastapi_error_body(status: int, exc: QuantdeskError, request_id: str) -> dict[str, Any]:

@@ -79,8 +79,9 @@ def analysis_window(engine: DeskEngine, timeframe: str, lookback_hours: float) -
     if start < engine.origin_ms:
         have = max(0, (end - engine.origin_ms) // tf)
         raise InvalidArgument.from_problems([Problem("$.lookback_hours", (
-            f"not enough data: the desk's market has {have} closed {timeframe} bars; the model needs "
-            f"{required_bars()} (advance the desk, or use a shorter timeframe)"))])
+            f"not enough data: the desk's market has {have} closed {timeframe} bars; {bars} are needed "
+            f"({asked} for the lookback, at least {required_bars()} for the model): advance the desk, "
+            "or ask for a shorter lookback or timeframe"))])
     return start, end, asked
 
 
