@@ -7,7 +7,7 @@ real candles are. The real side is every non-overlapping window of the candle fi
 the Bybit BTCUSDT-perpetual month in ../shared/data/real/). Each cell is median [min, max] over
 windows. Spread and size at the touch are not in candles: the real column shows the issue's figures.
 
-Run: .venv/bin/python bench/realism.py [--days 7] [--seeds 3] [--preset NAME] [--set key=value ...]
+Run: .venv/bin/python bench/realism.py [--days 7] [--seeds 3] [--preset NAME] [--set key=value ...] [--calibrated]
 """
 
 from __future__ import annotations
@@ -181,9 +181,20 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="manifest override")
     parser.add_argument("--real", type=Path, default=REAL_FILE, help="real 1-minute candle CSV")
     parser.add_argument("--json", action="store_true", help="print the columns as JSON too")
+    parser.add_argument("--calibrated", action="store_true",
+                        help="generate from the manifest calibrate_manifest fits to the real file instead")
     args = parser.parse_args()
 
     overrides = dict(PRESETS_BY_NAME[args.preset].overrides)
+    label = f"quantdesk {args.preset}"
+    if args.calibrated:
+        from quantdesk.tools.market.calibrate import calibrate, read_candles
+
+        began = time.perf_counter()
+        fitted = calibrate(read_candles(args.real), SimulationManifest.model_validate(overrides))
+        print(f"calibrated on {args.real.name} in {time.perf_counter() - began:.1f} s")
+        overrides = {k: v for k, v in fitted["manifest"].items() if k not in ("seed", "duration_seconds")}
+        label = "quantdesk calibrated"
     for item in args.set:
         key, _, value = item.partition("=")
         overrides[key] = json.loads(value)
@@ -196,7 +207,7 @@ def main() -> None:
         manifest = SimulationManifest.model_validate({**overrides, "seed": seed,
                                                       "duration_seconds": int(args.days * 86_400)})
         generated.append(generated_window(manifest))
-    columns[f"quantdesk {args.preset}"] = table_rows(generated)
+    columns[label] = table_rows(generated)
     elapsed = time.perf_counter() - began
 
     names = list(next(iter(columns.values())))

@@ -246,8 +246,11 @@ def calibrate(candles: Candles, base: SimulationManifest | None = None) -> dict[
     jump_std_bps = float(np.sqrt(np.mean(jumps**2)) * 1e4) if jumps.size else 0.0
     price = float(candles.close[-1])
     tick = base.tick_size if base.tick_size < price / 1000 else 10 ** math.floor(math.log10(price / 1e5))
+    # candles carry no quotes: keep the base venue's spread in ticks at the file's price
+    spread_ticks = base.base_spread_bps * 1e-4 * base.initial_price / base.tick_size
     fitted: dict[str, Any] = {
         **base.canonical(), "initial_price": price, "tick_size": tick,
+        "base_spread_bps": min(max(spread_ticks * tick / price * 1e4, 1e-6), 10_000.0),
         "volatility_annual": float(min(max(target["realized_vol_annual"], 0.01), 5.0)),
         "volatility_profile": profile, "trade_rate_season_elasticity": elasticity, "seasonality": True,
         "jump_model": "merton" if jumps.size else "none", "jump_intensity_per_hour": min(jump_rate, 10.0),
