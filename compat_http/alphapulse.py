@@ -64,13 +64,6 @@ def _metric_request(args: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
-def _trades_request(args: dict[str, Any]) -> dict[str, Any]:
-    args = dict(args)
-    _ms(args, "start_time", "since_ms")
-    _ms(args, "end_time", "until_ms")
-    return args
-
-
 def _analyze_request(args: dict[str, Any]) -> dict[str, Any]:
     # The document nests the request in `market_data`; a flat body is accepted as it is.
     if "market_data" not in args:
@@ -97,6 +90,8 @@ def _limits_request(args: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(value, dict) or set(value) - {key}:
             raise InvalidArgument.from_problems([Problem(f"$.{group}", f'must be {{"{key}": <USD>}}')])
         if key in value:
+            if isinstance(value[key], bool) or not isinstance(value[key], int | float):
+                raise InvalidArgument.from_problems([Problem(f"$.{group}.{key}", "must be a number of USD")])
             out[argument] = value[key]
     return out
 
@@ -301,8 +296,8 @@ ROWS: tuple[Row, ...] = (
     Row("POST", f"{V1}/alerts/rules", "create_alert_rule", status_code=201, summary="Add an alert rule"),
     Row("DELETE", f"{V1}/alerts/rules/{{rule_id}}", "delete_alert_rule", summary="Delete an alert rule"),
     Row("GET", f"{V1}/system", "get_desk_health", summary="The desk's components and their health"),
-    Row("GET", f"{V1}/trades", "list_trades", request=_trades_request, response=_trades, response_schema=_LIST,
-        params={"start_time": _ISO, "end_time": _ISO}, summary="The desk's fills, newest first"),
+    Row("GET", f"{V1}/trades", "list_trades", response=_trades, response_schema=_LIST,
+        summary="The desk's fills, newest first"),
     Row("GET", f"{V1}/regime/current", "get_market_regime", response=_regime, response_schema=_OBJECT,
         summary="The current market regime (causal HMM) with its risk parameters"),
     Row("GET", f"{V1}/regime/history", "get_regime_history", response=_regime_history, response_schema=_OBJECT,
@@ -310,7 +305,8 @@ ROWS: tuple[Row, ...] = (
     Row("POST", f"{V1}/regime/analyze", "analyze_market_regime", request=_analyze_request, response=_regime_analysis,
         response_schema=_OBJECT,
         params={"market_data": {"type": "object", "required": ["symbol"],
-                                "properties": {"symbol": {"type": "string"},
+                                "properties": {"symbol": {"type": "string", "minLength": 1, "maxLength": 32,
+                                                          "pattern": "^[A-Za-z0-9._:/-]+$"},
                                                "timeframe": {"type": "string",
                                                              "enum": ["1m", "5m", "15m", "1h", "4h", "1d"]},
                                                "lookback_hours": {"type": "number", "exclusiveMinimum": 0}}},

@@ -26,7 +26,7 @@ BIN = Path(sys.executable).parent
 KEY = "qd_fuzz_admin_key_0123456789abcdef0123"
 # Valid inputs to these start long work (a week of data, an agent, a 365-day prefetch) or hold a stream open.
 SLOW = ("generate_dataset", "/data/generate", "normalize_file", "create_agent", "/api/agents",
-        "prefetch_data", "/prefetch", "stream", "advance_clock", "ask_agent", "calibrate")
+        "prefetch_data", "/prefetch", "stream", "advance_clock", "run_strategy", "ask_agent", "calibrate")
 
 
 def free_port() -> int:

@@ -421,8 +421,8 @@ def token_route(profile: Profile, state: HttpState, limit: ClientRateLimit | Non
             return error_response(profile, exc, request_id)
 
     form_schema = {"type": "object", "required": ["username", "password"],
-                   "properties": {"username": {"type": "string", "maxLength": 64},
-                                  "password": {"type": "string", "maxLength": 256},
+                   "properties": {"username": {"type": "string", "minLength": 1, "maxLength": 64},
+                                  "password": {"type": "string", "minLength": 1, "maxLength": 256},
                                   "grant_type": {"type": "string", "enum": ["password"]}}}
     operation = {
         "summary": "Log in (OAuth2 password flow): a JWT bearer token",

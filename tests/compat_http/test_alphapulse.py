@@ -177,6 +177,9 @@ def test_limits_written_in_the_read_shape_are_what_the_engine_enforces(ap, token
     bad = httpx.put(f"{ap.ap_url}/api/v1/risk/limits", headers=headers, timeout=30,
                     json={"position_limits": {"BTC": 5}})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["position_limits"]
+    null = httpx.put(f"{ap.ap_url}/api/v1/risk/limits", headers=headers, timeout=30,
+                     json={"drawdown_limits": {"max": None}})
+    assert null.status_code == 422 and null.json()["detail"][0]["loc"] == ["drawdown_limits", "max"]
     httpx.put(f"{ap.ap_url}/api/v1/risk/limits", headers=headers, timeout=30,
               json={"position_limits": {"default": 500_000.0}})
 

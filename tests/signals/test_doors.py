@@ -107,3 +107,14 @@ async def test_the_signals_tools_over_mcp_carry_their_scopes_and_structured_resu
     tools = {t["name"]: t for t in (described["tools"] if isinstance(described, dict) else described)}
     for name, scope in SCOPES.items():
         assert tools[name]["scope"] == scope, name
+
+
+def test_the_decision_log_reads_back_the_loops_votes(served):
+    # The loop's votes carry weight, vote, counted and why a signal did not count; list_decisions must serve them
+    # (the fuzzer found it answering 500 once such entries existed).
+    ran = ok(served, "run_strategy", {"cycles": 240})
+    decisions = ok(served, "list_decisions", {"limit": 500})["decisions"]
+    voted = [d for d in decisions if d["agent_votes"] and d["source"] == "signals:strategy"]
+    assert voted, (ran, [d["source"] for d in decisions][:10])
+    vote = voted[0]["agent_votes"][0]
+    assert {"agent_id", "signal_id", "weight", "vote", "counted"} <= set(vote)

@@ -288,6 +288,13 @@ class VoteOut(_Out):
     confidence: float
     signal_id: str | None
     direction: str | None
+    # The strategy loop's votes also say how each signal counted (tools/signals/loop.py).
+    strength: float | None = None
+    weight: float | None = None
+    vote: float | None = Field(None, description="weight x direction x strength x confidence, when counted.")
+    counted: bool | None = None
+    excluded_reason: str | None = Field(None, description="Why a signal did not count: signal_ttl_expired, "
+                                        "signal_type_not_allowed, zero_weight.")
 
 
 class DecisionOut(_Out):
