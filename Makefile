@@ -50,6 +50,8 @@ bench: $(STAMP)
 	$(PY) bench/desk.py
 	$(PY) bench/agents.py
 	$(PY) bench/risk.py
+	$(PY) bench/ws_fanout.py
+	$(PY) bench/signals.py
 
 generated: $(STAMP)
 	$(VENV)/bin/quantdesk export-wellknown
