@@ -125,9 +125,6 @@ class SimulationManifestFields(BaseModel):
                     "from the persistent volatility factors; a low value here adds tails without memory.")
     leverage_correlation: float = Field(-0.3, ge=-0.9, le=0.9,
                                         description="Return shocks vs the fastest vol factor (negative: leverage).")
-    impact_reversal: float = Field(0.025, ge=0, le=0.5,
-                                   description="Share of a minute's diffusive move that the next minute gives back "
-                                               "(transient impact of order flow: short-lag reversal).")
 
     jump_model: Literal["none", "merton", "kou"] = Field("merton")
     jump_intensity_per_hour: float = Field(0.5, ge=0, le=3600)
@@ -149,6 +146,11 @@ class SimulationManifestFields(BaseModel):
     trade_size_log_sd: float = Field(1.0, ge=0, le=5, description="Lognormal sigma of sizes.")
     trade_size_tail_probability: float = Field(0.05, ge=0, le=0.5, description="Share from the Pareto tail.")
     trade_size_tail_alpha: float = Field(1.8, gt=1.0, le=5, description="Pareto tail exponent.")
+    order_flow_impact: float = Field(
+        0.5, ge=0, le=5,
+        description="Signed order flow's hold on price: the buy share of a minute's fresh trade signs is "
+                    "logistic(1.7 x this x the minute's standardized move), and this / 20 of the move is transient "
+                    "impact that the next minute gives back (short-lag reversal).")
     side_persistence: float = Field(0.3, ge=0, lt=1, description="A side repeats with probability (1 + this) / 2.")
 
     seasonality: bool = Field(True, description="Apply the time-of-day and day-of-week profile (false: flat).")

@@ -125,6 +125,26 @@ def test_volume_moves_with_the_minutes_own_move() -> None:
     assert float(np.corrcoef(volume, np.abs(r))[0, 1]) < corr_linked - 0.1
 
 
+def _signed_flow(table: pa.Table, start_ms: int, n: int) -> FloatArray:
+    trades = table.filter(pc.equal(table.column("event_type").cast(pa.string()), "trade"))
+    bar = (trades.column("timestamp_ms").to_numpy() - start_ms) // 60_000
+    sign = np.where(trades.column("side").cast(pa.string()).to_numpy(zero_copy_only=False) == "buy", 1.0, -1.0)
+    flow: FloatArray = np.bincount(bar, weights=sign * trades.column("size").to_numpy(), minlength=n)[:n]
+    return flow
+
+
+def test_signed_order_flow_moves_with_the_price() -> None:
+    manifest = SimulationManifest(duration_seconds=21_600, seed=13)
+    table = generate_table(manifest)
+    r, _ = _bars(table, manifest.start_time_ms, 360)
+    flow = _signed_flow(table, manifest.start_time_ms, 360)[1:]
+    assert float(np.corrcoef(flow, r)[0, 1]) > 0.3  # buyers dominate the minutes that rise
+    neutral = SimulationManifest(duration_seconds=21_600, seed=13, order_flow_impact=0.0)
+    table = generate_table(neutral)
+    r, _ = _bars(table, neutral.start_time_ms, 360)
+    assert abs(float(np.corrcoef(_signed_flow(table, neutral.start_time_ms, 360)[1:], r)[0, 1])) < 0.15
+
+
 def test_the_default_venue_is_liquid_and_the_thin_preset_is_thin() -> None:
     manifest = SimulationManifest(duration_seconds=1800, seed=2)
     report = describe(generate_table(manifest), manifest)

@@ -35,6 +35,8 @@ class CoarseBlocks:
     """log(sigma_t / sigma) per second, seasonality included; see ModelParams.vol_level_offset for its level."""
     arrival_log_rate: FloatArray
     """log(trade immigrant rate / mu_0) per second: volatility, the minute's own shock and seasonality."""
+    buy_share: FloatArray
+    """Per block, the probability that a fresh trade sign is a buy: signed flow follows the block's move."""
     spread_noise: FloatArray
     log_price: FloatArray
     drift: FloatArray
@@ -60,7 +62,7 @@ class CoarseBlocks:
         j0, j1 = int(self.jump_start[a]), int(self.jump_start[b])
         return CoarseBlocks(
             first_block=first, log_vol_ratio=self.log_vol_ratio[a:b], arrival_log_rate=self.arrival_log_rate[a:b],
-            spread_noise=self.spread_noise[a:b],
+            buy_share=self.buy_share[a:b], spread_noise=self.spread_noise[a:b],
             log_price=self.log_price[a:b], drift=self.drift[a:b], mix=self.mix[a:b],
             diffusion=self.diffusion[a:b], jump_start=self.jump_start[a:b + 1] - j0,
             jump_offset_ms=self.jump_offset_ms[j0:j1], jump_size=self.jump_size[j0:j1])
@@ -82,6 +84,7 @@ class CoarseBlocks:
             first_block=parts[0].first_block,
             log_vol_ratio=np.concatenate([p.log_vol_ratio for p in parts]),
             arrival_log_rate=np.concatenate([p.arrival_log_rate for p in parts]),
+            buy_share=np.concatenate([p.buy_share for p in parts]),
             spread_noise=np.concatenate([p.spread_noise for p in parts]),
             log_price=np.concatenate([p.log_price for p in parts]),
             drift=np.concatenate([p.drift for p in parts]), mix=np.concatenate([p.mix for p in parts]),
@@ -179,7 +182,10 @@ class CoarseProcess:
         # volume moves with price: part of the block's arrivals follows its own squared move over the move
         # expected from its volatility (mean 1), jumps included; the rest follows the volatility alone
         expected = integrated_var + jump_rate * p.jump_second_moment
-        shock2 = np.minimum((diffusion + jump_total) ** 2 / expected, SHOCK_CAP)
+        standardized = (diffusion + jump_total) / np.sqrt(expected)
+        shock2 = np.minimum(standardized**2, SHOCK_CAP)
+        # signed flow: buyers dominate the minutes that rise (logistic(1.7 x) is within 0.01 of Phi(x))
+        buy_share = 1.0 / (1.0 + np.exp(-1.7 * p.flow_imbalance * standardized))
         activity = np.log((1.0 - p.volume_shock_weight) + p.volume_shock_weight * shock2)
         gamma, s2 = p.trade_vol_elasticity, p.total_factor_var
         arrival_log_rate = (gamma * total - 0.5 * gamma * gamma * s2 + season_rate).reshape(n, STEPS_PER_BLOCK)
@@ -201,7 +207,7 @@ class CoarseProcess:
         first = self._segment * SEGMENT_BLOCKS
         self._segment += 1
         return CoarseBlocks(
-            first_block=first, log_vol_ratio=log_vol_ratio, arrival_log_rate=arrival_log_rate,
+            first_block=first, log_vol_ratio=log_vol_ratio, arrival_log_rate=arrival_log_rate, buy_share=buy_share,
             spread_noise=spread.reshape(n, STEPS_PER_BLOCK),
             log_price=log_price, drift=drift, mix=mix, diffusion=diffusion,
             jump_start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),

@@ -43,6 +43,7 @@ class ModelParams:
     leverage: float
     tail_dof: float
     impact_reversal: float
+    flow_imbalance: float
     # seasonality: log profiles per hour of the week (interpolated between hour centres), already
     # normalized (a week of exp(2 vol) averages 1, a week of exp(rate) averages 1); zeros when off
     season_log_vol: tuple[float, ...]
@@ -117,6 +118,9 @@ def jump_variance_annual(manifest: SimulationManifest) -> float:
 
 
 DAY_SECONDS = 86_400
+IMPACT_REVERSAL_SHARE = 0.05
+"""Share of a minute's move given back next minute per unit of order_flow_impact (0.025 at the default 0.5,
+which gives the lag-1 return autocorrelation of real BTC minutes, -0.03)."""
 LEVEL_HORIZON_SECONDS = DAY_SECONDS
 """volatility_annual is what runs of this length or longer (to 7 days) realize on the median of seeds."""
 
@@ -231,7 +235,8 @@ def derive_params(manifest: SimulationManifest) -> ModelParams:
         factor_phi=phis, factor_innovation_sd=innovation_sd, factor_sd=factor_sd,
         total_factor_var=sum(s * s for s in factor_sd), vol_level_offset=level_offset,
         short_factor=min(range(len(phis)), key=lambda k: m.vol_factor_half_lives_seconds[k]),
-        leverage=m.leverage_correlation, tail_dof=m.return_tail_dof, impact_reversal=m.impact_reversal,
+        leverage=m.leverage_correlation, tail_dof=m.return_tail_dof,
+        impact_reversal=m.order_flow_impact * IMPACT_REVERSAL_SHARE, flow_imbalance=m.order_flow_impact,
         season_log_vol=season_log_vol, season_log_rate=season_log_rate, volume_shock_weight=m.volume_shock_weight,
         jump_second_moment=jump_second_moment,
         log_price0=math.log(m.initial_price),

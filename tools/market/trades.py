@@ -45,21 +45,22 @@ class TradeDraws:
     latency_normal: FloatArray
 
 
-def draw_sides(params: ModelParams, block: int, n: int) -> tuple[np.random.Generator, SideDraws, FloatArray]:
-    """The block's side draws, its tail uniforms, and its stream positioned after them."""
+def draw_sides(params: ModelParams, block: int, n: int,
+               buy_share: float = 0.5) -> tuple[np.random.Generator, SideDraws, FloatArray]:
+    """The block's side draws (fresh signs buy with probability `buy_share`), its tail uniforms, and its stream."""
     rng = stream_rng(params.seed, Stream.TRADES, block)
     boundary = bool(rng.random() < 0.5)
     uniforms = rng.random((n, 2))
     keep = 1.0 - params.side_persistence
-    # one uniform decides both: fresh with probability 1 - persistence, then buy or sell with 1/2 each
+    # one uniform decides both: fresh with probability 1 - persistence, then buy with the block's buy share
     side_u = uniforms[:, 0]
-    draws = SideDraws(boundary_buy=boundary, fresh=side_u < keep, fresh_buy=side_u < 0.5 * keep)
+    draws = SideDraws(boundary_buy=boundary, fresh=side_u < keep, fresh_buy=side_u < buy_share * keep)
     return rng, draws, uniforms[:, 1]
 
 
-def draw_trades(params: ModelParams, block: int, n: int) -> TradeDraws:
+def draw_trades(params: ModelParams, block: int, n: int, buy_share: float = 0.5) -> TradeDraws:
     """All draws of the block's `n` trades."""
-    rng, sides, tail_uniform = draw_sides(params, block, n)
+    rng, sides, tail_uniform = draw_sides(params, block, n, buy_share)
     normals = rng.standard_normal((n, 2))
     return TradeDraws(sides=sides, tail_uniform=tail_uniform, size_normal=normals[:, 0],
                       latency_normal=normals[:, 1])

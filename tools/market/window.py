@@ -33,6 +33,8 @@ class WindowInputs:
     coarse: CoarseBlocks
     lookback_arrival_log_rate: FloatArray
     """Blocks `[first_block - lookback_blocks - 1, first_block)`, for the Hawkes clusters born there."""
+    previous_buy_share: float
+    """Buy share of the block before the window (its sides decide the side the window starts from)."""
 
     @property
     def first_block(self) -> int:
@@ -48,15 +50,18 @@ class WindowInputs:
         lookback = self.lookback_arrival_log_rate.shape[0]
         ratio = np.concatenate([self.lookback_arrival_log_rate, self.coarse.arrival_log_rate])
         start = first_block - self.first_block
+        previous = float(self.coarse.buy_share[start - 1]) if start > 0 else self.previous_buy_share
         return WindowInputs(coarse=self.coarse.slice(first_block, stop_block),
-                            lookback_arrival_log_rate=ratio[start:start + lookback])
+                            lookback_arrival_log_rate=ratio[start:start + lookback], previous_buy_share=previous)
 
 
 def window_inputs(path: CoarsePath, params: ModelParams, first_block: int, stop_block: int) -> WindowInputs:
     """Cut a window's inputs out of the streaming pre-pass."""
     lookback = params.lookback_blocks + 1
+    previous = float(path.blocks(first_block - 1, first_block).buy_share[0]) if first_block > 0 else 0.5
     return WindowInputs(coarse=path.blocks(first_block, stop_block),
-                        lookback_arrival_log_rate=path.arrival_log_rate(first_block - lookback, first_block))
+                        lookback_arrival_log_rate=path.arrival_log_rate(first_block - lookback, first_block),
+                        previous_buy_share=previous)
 
 
 def _trade_rows(params: ModelParams, inputs: WindowInputs, book_bid: tuple[IntArray, IntArray],
@@ -67,9 +72,10 @@ def _trade_rows(params: ModelParams, inputs: WindowInputs, book_bid: tuple[IntAr
     # one block before the window too: its sides decide the side the window starts from
     times = trade_times_ms(p, first - 1, stop, log_rate)
     counts = np.bincount(times // BLOCK_MS - (first - 1), minlength=stop - first + 1)
-    _, previous, _ = draw_sides(p, first - 1, int(counts[0]))
+    _, previous, _ = draw_sides(p, first - 1, int(counts[0]), inputs.previous_buy_share)
     last_fresh = previous.last_fresh_buy()
-    draws = [draw_trades(p, block, int(counts[i + 1])) for i, block in enumerate(range(first, stop))]
+    shares = inputs.coarse.buy_share.tolist()
+    draws = [draw_trades(p, block, int(counts[i + 1]), shares[i]) for i, block in enumerate(range(first, stop))]
     buys = []
     for block_draws in draws:
         buys.append(resolve_sides(block_draws.sides, last_fresh))
