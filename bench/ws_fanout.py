@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from desk import KEY, UNLIMITED, call, start_server  # noqa: E402
+from desk import KEY, UNLIMITED, call, cpu_seconds, start_server  # noqa: E402
 
 
-async def one_round(url: str, subscribers: int, fills: int, batch: int) -> tuple[int, float]:
+async def one_round(url: str, subscribers: int, fills: int, batch: int, pid: int) -> tuple[int, float, float, float]:
     import httpx
     import websockets
 
@@ -56,6 +56,7 @@ async def one_round(url: str, subscribers: int, fills: int, batch: int) -> tuple
                "quantity": 0.002} for i in range(batch)]
     async with httpx.AsyncClient(headers={"X-API-Key": KEY}, timeout=120) as client:
         started = time.perf_counter()
+        server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
         readers = [asyncio.create_task(drain(ws)) for ws in sockets]
         while made[0] < fills:
             # The book refills as the clock moves: one simulated second per batch, as bench/desk.py does.
@@ -72,9 +73,10 @@ async def one_round(url: str, subscribers: int, fills: int, batch: int) -> tuple
         made[1] = 1
         await asyncio.gather(*readers)
         elapsed = time.perf_counter() - started
+        server_cpu, client_cpu = cpu_seconds(pid) - server_cpu, time.process_time() - client_cpu
     for ws in sockets:
         await ws.close()
-    return made[0], elapsed
+    return made[0], elapsed, server_cpu, client_cpu
 
 
 def main() -> None:
@@ -94,11 +96,13 @@ def main() -> None:
             call(url, "set_risk_limits", {"disable": sorted(UNLIMITED)})
             rates: dict[int, float] = {}
             for n in counts:
-                made, best = min((asyncio.run(one_round(url, n, args.fills, args.batch)) for _ in range(args.rounds)),
-                                 key=lambda run: run[1] / run[0])
+                made, best, server_cpu, client_cpu = min(
+                    (asyncio.run(one_round(url, n, args.fills, args.batch, proc.pid)) for _ in range(args.rounds)),
+                    key=lambda run: run[1] / run[0])
                 rates[n] = n * made / best
                 print(f"{n:>3} subscribers: {made} fills in {best:.3f} s -> {made / best:,.0f} events/s "
-                      f"published, {rates[n]:,.0f} messages/s delivered")
+                      f"published, {rates[n]:,.0f} messages/s delivered (server CPU {server_cpu / best:.0%}, "
+                      f"clients' CPU {client_cpu / best:.0%} of the wall time)")
             if len(counts) >= 2:
                 low, high = counts[0], counts[-1]
                 print(f"delivered messages/s, {high} subscribers / {low}: {rates[high] / rates[low]:.1f}x "

@@ -94,7 +94,8 @@ class WsRow:
     """A WebSocket route: the events of a streaming tool, each reshaped into the legacy message (or skipped).
 
     `auth`: `first_frame` waits for `{"type": "auth", "token": ...}` as the first message;
-    `query` reads the key from the profile's query parameter (`/ws?token=`) or the headers.
+    `query` reads the key from the profile's query parameter (`/ws?token=`) or the headers. `message` must
+    depend on the event alone: its rendering is shared by every subscriber of the route.
     """
 
     path: str

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import anyio
+import orjson
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -27,6 +28,8 @@ from quantdesk.server.rest_rows import Profile, WsRow
 logger = logging.getLogger("quantdesk.ws")
 AUTH_TIMEOUT_SECONDS = 10.0
 POLICY_VIOLATION = 1008
+RENDERED_CACHE = 8_192
+"""Messages kept per route by bus sequence number, so fifty subscribers share one rendering of an event."""
 
 
 async def _refuse(websocket: WebSocket, message: str) -> None:
@@ -50,6 +53,21 @@ def derive_websocket(row: WsRow, profile: Profile, state: HttpState) -> WebSocke
     if not entry.streaming:
         raise ValueError(f"{profile.name} WebSocket {row.path}: {row.tool} is not a streaming tool")
     origins = state.settings.origin_allowlist()
+    # Only a reshaped message is shared: the raw event carries the subscriber's own `dropped_so_far`.
+    rendered: dict[int, str | None] | None = {} if row.message is not None else None
+
+    def render(event: Any) -> str | None:
+        seq = getattr(event, "seq", None)
+        if rendered is not None and seq is not None and seq in rendered:
+            return rendered[seq]
+        data = event.model_dump(mode="json", exclude_none=True)
+        message = row.message(data) if row.message is not None else data
+        text = None if message is None else orjson.dumps(message).decode()
+        if rendered is not None and seq is not None:
+            if len(rendered) >= RENDERED_CACHE:
+                del rendered[next(iter(rendered))]
+            rendered[seq] = text
+        return text
 
     async def endpoint(websocket: WebSocket) -> None:
         origin = websocket.headers.get("origin")
@@ -88,10 +106,9 @@ def derive_websocket(row: WsRow, profile: Profile, state: HttpState) -> WebSocke
 
                 group.start_soon(watch_client)
                 async for event in events:
-                    data = event.model_dump(mode="json", exclude_none=True)
-                    message = row.message(data) if row.message is not None else data
-                    if message is not None:
-                        await websocket.send_json(message)
+                    text = render(event)
+                    if text is not None:
+                        await websocket.send_text(text)
                 group.cancel_scope.cancel()
             await websocket.close()
         except (WebSocketDisconnect, RuntimeError):
