@@ -119,8 +119,10 @@ def return_facts(r: FloatArray, start_ms: npt.NDArray[np.int64] | None = None) -
              "acf_r_lag_1": _acf(r, 1),
              "leverage_corr_r_next_10_abs_r": float(np.corrcoef(r[:ahead.size], ahead)[0, 1])}
     if start_ms is not None:
-        profile = hour_profile(start_ms, a)
-        facts["hour_profile_max_over_min"] = float(profile.max() / profile.min())
+        seen = np.bincount((start_ms // 3_600_000) % 24, minlength=24) > 0
+        profile = hour_profile(start_ms, a)[seen]
+        if profile.size > 1 and profile.min() > 0:  # hours the sample never reaches do not count
+            facts["hour_profile_max_over_min"] = float(profile.max() / profile.min())
     return facts
 
 

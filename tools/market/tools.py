@@ -290,6 +290,18 @@ class Fact(ToolOutput):
     note: str | None
 
 
+class DescribeInput(DatasetInput):
+    reference_path: str | None = Field(None, max_length=4096, description="Compare with a reference: real "
+                                       "one-minute candles (CSV or Parquet: timestamp, close, volume) or another "
+                                       "event Parquet file, in the data or an import directory (admin scope).")
+
+
+class ComparedFact(ToolOutput):
+    fact: str
+    data: float | None
+    reference: float | None
+
+
 class DescribeOutput(ToolOutput):
     source: str = Field(description="The cache key or file described.")
     rows: dict[str, int]
@@ -302,6 +314,8 @@ class DescribeOutput(ToolOutput):
     depth: dict[str, Any] = Field(default_factory=dict)
     trades: dict[str, Any] = Field(default_factory=dict)
     summary: dict[str, int]
+    comparison: list[ComparedFact] = Field(default_factory=list, description="With `reference_path`: the same "
+                                           "one-minute facts of this dataset and of the reference, side by side.")
 
 
 class PlotInput(DatasetInput):
@@ -353,17 +367,30 @@ async def _read_dataset(field: str, work: Any) -> Any:
 
 
 @tools.tool(scope="read", title="Describe a dataset's stylized facts", read_only=True, idempotent=True)
-async def describe_dataset(args: DatasetInput, ctx: CallContext) -> DescribeOutput:
-    """Compute the stylized facts of a dataset and say which target bands hold.
+async def describe_dataset(args: DescribeInput, ctx: CallContext) -> DescribeOutput:
+    """Compute the stylized facts of a dataset and say which target bands hold; optionally beside a reference.
 
     Works on any canonical-event dataset (generated or normalized real data): excess kurtosis at 1 min,
     1 h and 1 d, Hill tail index, ACF of returns and absolute returns, Ljung-Box tests, volume/volatility
     correlation, realized versus configured volatility, spread and depth statistics, trade clustering.
+    With `reference_path` (real candles or another dataset) it adds both columns of the one-minute facts.
     """
     from quantdesk.tools.market.stylized import describe
 
     source, path, manifest, field = _dataset(args, ctx)
     result = await _read_dataset(field, lambda: describe(path, manifest))
+    if args.reference_path is not None:
+        from quantdesk.tools.market.compare import compare
+
+        if not ctx.principal.allows("admin"):
+            raise Forbidden("reading a server file by path needs the 'admin' scope", missing_scope="admin")
+        reference = ctx.services.paths.readable(args.reference_path, "$.reference_path")
+        try:
+            result["comparison"] = await anyio.to_thread.run_sync(lambda: compare(path, reference))
+        except (ValueError, TypeError, KeyError, OSError) as exc:
+            message = str(exc) if isinstance(exc, ValueError) and "one-minute" in str(exc) else \
+                "is not a readable candle file or event dataset"
+            raise InvalidArgument.from_problems([Problem("$.reference_path", message)]) from None
     return DescribeOutput.model_validate({"source": source, **result})
 
 
