@@ -2,9 +2,11 @@
 
 Drawn one hour (`SEGMENT_BLOCKS`) at a time from per-segment streams, in order, carrying the
 factor, spread and price states from segment to segment, so the same blocks get the same numbers
-whatever the windows are. Per block it fixes: the volatility factors and the spread noise on a
-1 s grid, the block's Student-t variance multiplier, its total diffusive log return (the fine path
-inside the block is a Brownian bridge to it), its jumps, and the log price at its start.
+whatever the windows are. Per block it fixes: the volatility factors (with the hour-of-week
+season) and the spread noise on a 1 s grid, the block's Student-t variance multiplier, its total
+diffusive log return (the fine path inside the block is a Brownian bridge to it), its jumps, the
+log price at its start, its trade arrival rate (volatility, season and the block's own shock) and
+the buy share of its trade signs (signed flow follows the block's move).
 """
 
 from __future__ import annotations
