@@ -111,8 +111,7 @@ class SimulationManifestFields(BaseModel):
     volatility_annual: float = Field(
         0.60, gt=0, le=5,
         description="Annualized volatility of log returns that a run of one to seven days realizes (median over "
-                    "seeds): each factor is normalized in mean for the part of its variance that averages out "
-                    "within a day, in median for the rest.")
+                    "seeds).")
     mean_reversion_per_day: float = Field(0.0, ge=0, le=100, description="Pull toward initial_price (0 = none).")
     vol_factor_half_lives_seconds: tuple[Annotated[float, Field(gt=0, le=10**8)], ...] = Field(
         (60.0, 1800.0, 28_800.0, 172_800.0), min_length=1, max_length=5,
@@ -148,9 +147,8 @@ class SimulationManifestFields(BaseModel):
     trade_size_tail_alpha: float = Field(1.8, gt=1.0, le=5, description="Pareto tail exponent.")
     order_flow_impact: float = Field(
         0.5, ge=0, le=5,
-        description="Signed order flow's hold on price: the buy share of a minute's fresh trade signs is "
-                    "logistic(1.7 x this x the minute's standardized move), and this / 20 of the move is transient "
-                    "impact that the next minute gives back (short-lag reversal).")
+        description="Signed flow's hold on price: a minute's buy share is logistic(1.7 x this x its standardized "
+                    "move); this / 20 of the move reverts the next minute.")
     side_persistence: float = Field(0.3, ge=0, lt=1, description="A side repeats with probability (1 + this) / 2.")
 
     seasonality: bool = Field(True, description="Apply the time-of-day and day-of-week profile (false: flat).")

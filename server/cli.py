@@ -91,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     describe.add_argument("file", type=Path)
     describe.add_argument("--json", action="store_true", help="the full result as JSON")
 
+    calibrate = sub.add_parser("calibrate", help="fit a SimulationManifest to your own one-minute candles "
+                               "(CSV or Parquet: timestamp, close, volume) and compare their facts")
+    calibrate.add_argument("file", type=Path)
+    calibrate.add_argument("--preset", default="default", help="preset to start the fit from")
+    calibrate.add_argument("--json", action="store_true", help="the full result as JSON")
+
     normalize = sub.add_parser("normalize", help="normalize a recorded feed (JSONL or JSONL.gz) into Parquet")
     normalize.add_argument("input", type=Path)
     normalize.add_argument("-o", "--output", type=Path, required=True)
@@ -326,6 +332,25 @@ def _describe(args: argparse.Namespace, settings: Settings) -> int:
     summary = result["summary"]
     sys.stdout.write(f"passed {summary['passed']}, failed {summary['failed']}, "
                      f"not applicable {summary['not_applicable']}\n")
+    return 0
+
+
+@command("calibrate")
+def _calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    settings = _with_local_files(settings, args.file)
+    result = _run_tool(settings, "calibrate_manifest", {"path": str(args.file.resolve()), "preset": args.preset})
+    if args.json:
+        _print_json(result)
+        return 0
+    sys.stdout.write(f"{args.file}: {result['minutes']} one-minute returns\n")
+    sys.stdout.write(f"  {'fact':<34} {'file':>10} {'model':>10}   band\n")
+    for row in result["facts"]:
+        verdict = "pass" if row["passed"] else "FAIL"
+        sys.stdout.write(f"  {row['fact']:<34} {row['data']:>10.4g} {row['model']:>10.4g}   "
+                         f"[{row['band_low']:.4g}, {row['band_high']:.4g}] {verdict}\n")
+    for note in result["notes"]:
+        sys.stdout.write(f"  note: {note}\n")
+    _print_json(result["manifest"])
     return 0
 
 

@@ -426,7 +426,7 @@ def token_route(profile: Profile, state: HttpState, limit: ClientRateLimit | Non
                                   "grant_type": {"type": "string", "enum": ["password"]}}}
     operation = {
         "summary": "Log in (OAuth2 password flow): a JWT bearer token",
-        "tags": [profile.title], "operationId": f"{profile.name}_post_token",
+        "tags": [profile.title], "operationId": f"{profile.name}_post_token", "x-quantdesk-scopes": [],
         "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": form_schema}}},
         "responses": {"200": {"description": "access_token, token_type bearer, expires_in seconds",
                               "content": {"application/json": {"schema": {"type": "object"}}}},

@@ -98,3 +98,22 @@ def test_calibrate_manifest_through_the_rest_door_needs_admin_and_returns_a_usab
     checked = httpx.post(f"{server.url}/tools/validate_config", json={"config": body["manifest"]},
                          headers=server.headers(), timeout=60).json()
     assert checked["valid"] is True and checked["manifest_hash"] == body["manifest_hash"]
+
+
+def test_quantdesk_calibrate_prints_the_facts_and_the_manifest(tmp_path: Path, quantdesk_bin: str) -> None:
+    import json
+    import subprocess
+
+    source = SimulationManifest.model_validate({**LIGHT, "duration_seconds": 86_400, "seed": 21})
+    path = tmp_path / "candles.parquet"
+    pq.write_table(_candles(source), path)
+    done = subprocess.run([quantdesk_bin, "--data-dir", str(tmp_path / "data"), "calibrate", str(path), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["minutes"] >= 1_400 and {row["fact"] for row in result["facts"]} >= {"hill_tail_index",
+                                                                                        "corr_volume_abs_r"}
+    SimulationManifest.model_validate(result["manifest"])
+    bad = subprocess.run([quantdesk_bin, "--data-dir", str(tmp_path / "data"), "calibrate", str(tmp_path / "no.csv")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "no.csv" in bad.stderr

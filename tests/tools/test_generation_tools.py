@@ -9,7 +9,6 @@ import json
 import resource
 import subprocess
 import time
-from pathlib import Path
 
 import anyio
 import httpx

@@ -254,23 +254,22 @@ class JobService:
 
     def _settle(self, live: _Live, outcome: tuple[str, dict[str, Any] | None, JobError | None] | None) -> None:
         record = live.record
-        keep = False
-        if outcome is None:
-            if self._closing and record.owner == "server" and live.cancel_reason == _STOPPING:
-                # interrupted, not cancelled: the next start resumes it from its checkpoint
-                keep = True
-                self.store.set_message(record.job_id, "interrupted by a server stop; resumes at the next start")
-            else:
-                reason = live.cancel_reason or "cancelled"
-                self.store.finish(record.job_id, "cancelled", message=reason,
-                                  error=JobError("unavailable", f"the job was cancelled: {reason}"))
+        # interrupted, not cancelled: a server job stopped with the server resumes from its checkpoint
+        keep = outcome is None and self._closing and record.owner == "server" and live.cancel_reason == _STOPPING
+        if not keep:
+            # Before the final status: whoever reads a finished job finds its working folder gone.
+            shutil.rmtree(self.workdir(record.job_id), ignore_errors=True)
+        if keep:
+            self.store.set_message(record.job_id, "interrupted by a server stop; resumes at the next start")
+        elif outcome is None:
+            reason = live.cancel_reason or "cancelled"
+            self.store.finish(record.job_id, "cancelled", message=reason,
+                              error=JobError("unavailable", f"the job was cancelled: {reason}"))
         else:
             status, result, error = outcome
             if status == "completed" and live.progress is not None and live.progress[1] is not None:
                 self._publish(live, (live.progress[1], live.progress[1], live.progress[2]), force=True)
             self.store.finish(record.job_id, status, result=result, error=error)  # type: ignore[arg-type]
-        if not keep:
-            shutil.rmtree(self.workdir(record.job_id), ignore_errors=True)
         with self._lock:
             self._live.pop(record.job_id, None)
         live.finished.set()

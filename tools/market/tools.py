@@ -291,9 +291,8 @@ class Fact(ToolOutput):
 
 
 class DescribeInput(DatasetInput):
-    reference_path: str | None = Field(None, max_length=4096, description="Compare with a reference: real "
-                                       "one-minute candles (CSV or Parquet: timestamp, close, volume) or another "
-                                       "event Parquet file, in the data or an import directory (admin scope).")
+    reference_path: str | None = Field(None, max_length=4096, description="Compare with real one-minute candles "
+                                       "(CSV/Parquet: timestamp, close, volume) or another event file (admin).")
 
 
 class ComparedFact(ToolOutput):
@@ -368,12 +367,12 @@ async def _read_dataset(field: str, work: Any) -> Any:
 
 @tools.tool(scope="read", title="Describe a dataset's stylized facts", read_only=True, idempotent=True)
 async def describe_dataset(args: DescribeInput, ctx: CallContext) -> DescribeOutput:
-    """Compute the stylized facts of a dataset and say which target bands hold; optionally beside a reference.
+    """Compute the stylized facts of a dataset and say which target bands hold.
 
     Works on any canonical-event dataset (generated or normalized real data): excess kurtosis at 1 min,
     1 h and 1 d, Hill tail index, ACF of returns and absolute returns, Ljung-Box tests, volume/volatility
     correlation, realized versus configured volatility, spread and depth statistics, trade clustering.
-    With `reference_path` (real candles or another dataset) it adds both columns of the one-minute facts.
+    `reference_path` puts a reference's one-minute facts beside them.
     """
     from quantdesk.tools.market.stylized import describe
 
