@@ -66,3 +66,20 @@ def compare(dataset: Dataset, reference: Dataset) -> list[dict[str, Any]]:
 
     return [{"fact": name, "data": clean(mine.get(name)), "reference": clean(theirs.get(name))}
             for name in dict.fromkeys([*mine, *theirs])]
+
+
+ACF_LAGS: tuple[int, ...] = tuple(sorted({int(round(x)) for x in np.geomspace(1, 1000, 40)}))
+"""Lags (minutes) of the ACF-of-|r| curve: log-spaced, one to a thousand."""
+
+
+def abs_return_acf(source: Dataset) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """(lags, ACF of one-minute |r| at each lag) for the curve `plot_dataset` overlays; lags past the sample are cut."""
+    _, r, _ = minute_series(source)
+    if r.size < MIN_MINUTES:
+        raise ValueError(f"needs at least {MIN_MINUTES} one-minute returns, has {r.size}")
+    x = np.abs(r) - np.abs(r).mean()
+    n = x.size
+    spectrum = np.fft.rfft(x, 2 * n)
+    full = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
+    lags = np.array([lag for lag in ACF_LAGS if lag < n // 2], dtype=np.int64)
+    return lags, full[lags] / full[0] if full[0] > 0 else np.full(lags.size, np.nan)

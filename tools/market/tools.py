@@ -275,8 +275,8 @@ async def generate_dataset(args: GenerateDatasetInput, ctx: CallContext) -> Tool
 class DatasetInput(ToolInput):
     cache_key: str | None = Field(None, max_length=96, pattern=NAME_PATTERN,
                                   description="A cache entry (generated or normalized) to describe.")
-    path: str | None = Field(None, max_length=4096, description="A Parquet file in the canonical event schema in "
-                             "the data directory or an import directory (admin scope; `quantdesk describe FILE`).")
+    path: str | None = Field(None, max_length=4096, description="An event Parquet file in the data or an import "
+                             "directory (admin).")
 
 
 class Fact(ToolOutput):
@@ -291,8 +291,8 @@ class Fact(ToolOutput):
 
 
 class DescribeInput(DatasetInput):
-    reference_path: str | None = Field(None, max_length=4096, description="Compare with real one-minute candles "
-                                       "(CSV/Parquet: timestamp, close, volume) or another event file (admin).")
+    reference_path: str | None = Field(None, max_length=4096, description="Real 1-minute candles "
+                                       "(CSV/Parquet: timestamp, close, volume) or an event file to compare (admin).")
 
 
 class ComparedFact(ToolOutput):
@@ -317,7 +317,7 @@ class DescribeOutput(ToolOutput):
                                            "one-minute facts of this dataset and of the reference, side by side.")
 
 
-class PlotInput(DatasetInput):
+class PlotInput(DescribeInput):
     width_px: int = Field(1200, ge=300, le=4000)
     height_px: int = Field(800, ge=200, le=4000)
 
@@ -365,25 +365,31 @@ async def _read_dataset(field: str, work: Any) -> Any:
         raise Unavailable(f"the cached artifact {message}; delete it and generate it again") from None
 
 
+def _reference(args: DescribeInput, ctx: CallContext) -> str | None:
+    if args.reference_path is None:
+        return None
+    if not ctx.principal.allows("admin"):
+        raise Forbidden("reading a server file by path needs the 'admin' scope", missing_scope="admin")
+    return str(ctx.services.paths.readable(args.reference_path, "$.reference_path"))
+
+
 @tools.tool(scope="read", title="Describe a dataset's stylized facts", read_only=True, idempotent=True)
 async def describe_dataset(args: DescribeInput, ctx: CallContext) -> DescribeOutput:
     """Compute the stylized facts of a dataset and say which target bands hold.
 
-    Works on any canonical-event dataset (generated or normalized real data): excess kurtosis at 1 min,
-    1 h and 1 d, Hill tail index, ACF of returns and absolute returns, Ljung-Box tests, volume/volatility
+    Works on any canonical-event dataset (generated or normalized real data): kurtosis at 1 min/1 h/1 d,
+    Hill tail index, ACF of returns and absolute returns, Ljung-Box tests, volume/volatility
     correlation, realized versus configured volatility, spread and depth statistics, trade clustering.
-    `reference_path` puts a reference's one-minute facts beside them.
+    `reference_path` adds a reference's minute facts.
     """
     from quantdesk.tools.market.stylized import describe
 
     source, path, manifest, field = _dataset(args, ctx)
     result = await _read_dataset(field, lambda: describe(path, manifest))
-    if args.reference_path is not None:
+    reference = _reference(args, ctx)
+    if reference is not None:
         from quantdesk.tools.market.compare import compare
 
-        if not ctx.principal.allows("admin"):
-            raise Forbidden("reading a server file by path needs the 'admin' scope", missing_scope="admin")
-        reference = ctx.services.paths.readable(args.reference_path, "$.reference_path")
         try:
             result["comparison"] = await anyio.to_thread.run_sync(lambda: compare(path, reference))
         except (ValueError, TypeError, KeyError, OSError) as exc:
@@ -395,12 +401,24 @@ async def describe_dataset(args: DescribeInput, ctx: CallContext) -> DescribeOut
 
 @tools.tool(scope="read", title="Chart a dataset", read_only=True, idempotent=True, output_model=PlotOutput)
 async def plot_dataset(args: PlotInput, ctx: CallContext) -> ToolResult:
-    """Draw a PNG chart of a dataset: price, volume per bar and mean spread over time, returned as an image."""
+    """A PNG chart of a dataset: price, volume and spread over time (with reference_path, both ACFs of 1-min |r|)."""
     from quantdesk.tools.market.plot import plot_dataset as render_png
 
     source, path, _, field = _dataset(args, ctx)
+    reference = _reference(args, ctx)
+    curve = None
+    if reference is not None:
+        from quantdesk.tools.market.compare import abs_return_acf
+
+        try:
+            curve = await anyio.to_thread.run_sync(lambda: abs_return_acf(reference))
+        except (ValueError, TypeError, KeyError, OSError) as exc:
+            message = str(exc) if isinstance(exc, ValueError) and "one-minute" in str(exc) else \
+                "is not a readable candle file or event dataset"
+            raise InvalidArgument.from_problems([Problem("$.reference_path", message)]) from None
     png = await _read_dataset(field, lambda: render_png(path, title=source, width_px=args.width_px,
-                                                        height_px=args.height_px))
+                                                        height_px=args.height_px, reference_acf=curve,
+                                                        reference_label=Path(reference).name if reference else ""))
     output = PlotOutput(source=source, mime_type="image/png", width_px=args.width_px, height_px=args.height_px,
                         bytes=len(png))
     return ToolResult(output, (ImageBlock(png, "image/png"),))
