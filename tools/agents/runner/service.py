@@ -31,6 +31,7 @@ from quantdesk.tools.agents.data.binance import DEFAULT_ENDPOINTS, BinanceKlines
 from quantdesk.tools.agents.data.cache import DataCache
 from quantdesk.tools.agents.data.market import MarketData, MarketDataSource
 from quantdesk.tools.agents.data.synthetic import DEFAULT_SEED, SyntheticSource
+from quantdesk.tools.agents.evaluate.backends import BACKENDS, make_backend
 from quantdesk.tools.agents.evaluate.evaluator import Evaluation, Evaluator
 from quantdesk.tools.agents.evaluate.scoring import Split, make_split
 from quantdesk.tools.agents.keys import KeyStore
@@ -56,6 +57,8 @@ class AgentSettings:
     evaluation_timeout_seconds: float = 1800.0
     pause_timeout_seconds: float = 3600.0
     holdout_days: float = 20.0
+    evaluation_backend: str = "process"
+    dask_address: str | None = None
     anthropic: AnthropicSettings = field(default_factory=AnthropicSettings)
 
     @classmethod
@@ -86,10 +89,19 @@ class AgentSettings:
             binance_endpoints=endpoints or DEFAULT_ENDPOINTS,
             evaluation_timeout_seconds=number("QUANTDESK_AGENTS_EVAL_TIMEOUT_SECONDS", 1800.0),
             pause_timeout_seconds=number("QUANTDESK_AGENTS_PAUSE_TIMEOUT_SECONDS", 3600.0),
+            evaluation_backend=_backend(env.get("QUANTDESK_AGENTS_BACKEND", "process")),
+            dask_address=env.get("QUANTDESK_DASK_ADDRESS") or None,
             anthropic=AnthropicSettings(
                 base_url=env.get("QUANTDESK_ANTHROPIC_BASE_URL") or None,
                 models=mapping("QUANTDESK_ANTHROPIC_MODELS"),
                 prices={k: (float(v[0]), float(v[1])) for k, v in prices.items()} if prices else None))
+
+
+def _backend(name: str) -> str:
+    if name not in BACKENDS:
+        logger.warning("QUANTDESK_AGENTS_BACKEND=%s is not one of %s; using process", name, BACKENDS)
+        return "process"
+    return name
 
 
 @dataclass(slots=True)
@@ -115,10 +127,12 @@ class AgentService:
         self.store = AgentStore(state)
         self.keys = KeyStore(data_dir)
         self.cache = DataCache(artifacts, source or _source(self.settings), all_assets())
-        self.sandbox = sandbox or Sandbox(hidden=(data_dir,), limits=Limits(
-            wall_seconds=self.settings.evaluation_timeout_seconds,
-            cpu_seconds=int(self.settings.evaluation_timeout_seconds)))
+        limits = Limits(wall_seconds=self.settings.evaluation_timeout_seconds,
+                        cpu_seconds=int(self.settings.evaluation_timeout_seconds))
+        self.sandbox = sandbox or Sandbox(hidden=(data_dir,), limits=limits)
         self.evaluator = Evaluator(self.sandbox)
+        self.evaluations = make_backend(self.settings.evaluation_backend, self.evaluator, self.settings.dask_address,
+                                        limits, (data_dir,))
         self.builtin = BuiltinResearcher()
         self.anthropic = AnthropicResearcher(lambda: self.keys.get("anthropic"), self.settings.anthropic)
         self._runs: dict[str, _Run] = {}
@@ -150,6 +164,7 @@ class AgentService:
         self.sandbox.kill_all()
         for run in runs:
             run.thread.join(timeout=5)
+        self.evaluations.close()
 
     def _start(self, agent_id: str) -> None:
         with self._lock:
@@ -408,10 +423,10 @@ class AgentService:
             workdir.mkdir(parents=True, exist_ok=True)
             descriptions = {f["name"]: {"description": f.get("description", ""), "signal": f.get("signal", "")}
                             for f in proposal.feature_spec}
-            evaluation = self.evaluator.development(challenge, data, split, proposal.code, workdir,
-                                                    descriptions=descriptions, seed=int(row.config["seed"]) + iteration,
-                                                    wall_seconds=self.settings.evaluation_timeout_seconds,
-                                                    owner=agent_id)
+            evaluation = self.evaluations.development(
+                challenge, data, split, proposal.code, workdir, descriptions=descriptions,
+                seed=int(row.config["seed"]) + iteration, wall_seconds=self.settings.evaluation_timeout_seconds,
+                owner=agent_id, cancelled=lambda: self._closing.is_set() or self.store.get(agent_id).stop_requested)
             if self._closing.is_set():
                 return None  # the server is shutting down: the iteration is redone after the restart
             if self.store.get(agent_id).stop_requested:
