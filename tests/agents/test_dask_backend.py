@@ -12,7 +12,7 @@ import pytest
 @pytest.fixture
 def cluster() -> Any:
     distributed = pytest.importorskip("distributed")
-    local = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+    local = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = distributed.Client(local, set_as_default=False)
     yield client
     client.close()

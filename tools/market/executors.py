@@ -121,8 +121,9 @@ class DaskExecutor:
         if address:
             self._client = distributed.Client(address, set_as_default=False)
         else:
+            # ":0": a random port for the scheduler's HTTP routes; None still tries 8787 and warns when it is taken
             self._cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                     dashboard_address=None, silence_logs=logging.WARNING)
+                                                     dashboard_address=":0", silence_logs=logging.WARNING)
             self._client = distributed.Client(self._cluster, set_as_default=False)
         self._futures: set[Any] = set()
 

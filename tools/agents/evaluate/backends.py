@@ -98,7 +98,7 @@ class DaskBackend:
                     self._client = distributed.Client(self.address, timeout=30, set_as_default=False)
                 else:
                     self._cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                                             dashboard_address=None, silence_logs=logging.WARNING)
+                                                             dashboard_address=":0", silence_logs=logging.WARNING)
                     self._client = distributed.Client(self._cluster, set_as_default=False)
             return self._client
 
