@@ -261,3 +261,18 @@ def test_websockets_refuse_clients_that_do_not_authenticate_first(ap, token):
     assert refused == [{"type": "error", "error": 'authenticate first: send {"type": "auth", "token": "<token>"}'}]
     forged = _ws(ap, "/ws/portfolio", {"type": "auth", "token": token[:-4] + "abcd"}, lambda: None, "portfolio_update")
     assert forged[-1]["type"] == "error" and "not valid" in forged[-1]["error"]
+
+
+def test_a_websocket_client_that_never_authenticates_is_closed(ap):
+    async def silent() -> tuple[dict[str, Any], float]:
+        started = time.monotonic()
+        async with websockets.connect(f"{ap.ws_url}/ws/alerts") as ws:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 30)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+            return message, time.monotonic() - started
+
+    message, waited = asyncio.run(silent())
+    assert message["type"] == "error" and "authenticate first" in message["error"]
+    assert 5 < waited < 30  # refused after the server's auth timeout, not at once and not never
