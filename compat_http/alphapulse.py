@@ -15,12 +15,11 @@ users are managed with `quantdesk users`. `/health` is public. Errors are `{"det
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from quantdesk.server.errors import InvalidArgument, Problem
 from quantdesk.server.registry import CallOutcome
-from quantdesk.server.rest_rows import Profile, Row, WsRow
+from quantdesk.server.rest_rows import Profile, Row, WsRow, iso_to_ms, iso_utc
 
 V1 = "/api/v1"
 _OBJECT: dict[str, Any] = {"type": "object"}
@@ -33,25 +32,14 @@ _METRIC_NAMES = ["portfolio_value", "performance", "risk", "portfolio_value_usd"
 _ISO = {"type": "string", "format": "date-time", "description": "ISO 8601; without an offset, UTC."}
 
 
-def iso(ms: int | None) -> str | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
-
-
 def _ms(args: dict[str, Any], legacy: str, argument: str) -> None:
-    """Move an ISO time parameter onto the tool's millisecond argument (refusing a malformed one by name)."""
+    """Move an ISO time parameter onto the tool's millisecond argument."""
     if legacy not in args:
         return
-    text = args.pop(legacy)
-    try:
-        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise InvalidArgument.from_problems([Problem(f"$.{legacy}", f"{str(text)[:40]!r} is not an ISO 8601 time, "
-                                                                   "e.g. 2025-04-22T09:00:00Z")]) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+    moment = iso_to_ms(args.pop(legacy), legacy)
     if argument in args:
         raise InvalidArgument.from_problems([Problem(f"$.{legacy}", f"given twice (also as {argument})")])
-    args[argument] = int(moment.timestamp() * 1000)
+    args[argument] = moment
 
 
 def _metric_request(args: dict[str, Any]) -> dict[str, Any]:
@@ -325,7 +313,7 @@ def _metrics_message(event: dict[str, Any]) -> dict[str, Any]:
     values = event["data"]["values"]
     return {"type": "metrics_update",
             "data": {"portfolio_value": values.get("portfolio_value_usd"), **values,
-                     "timestamp": iso(event["data"]["timestamp_ms"])}}
+                     "timestamp": iso_utc(event["data"]["timestamp_ms"])}}
 
 
 def _alert_message(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -342,14 +330,14 @@ def _portfolio_message(event: dict[str, Any]) -> dict[str, Any]:
             "data": {"total_value": p["total_value_usd"], "cash": p["cash_usd"],
                      "positions": [{"symbol": q["symbol"], "asset": q["asset"], "quantity": q["quantity"],
                                     "value": q["value_usd"]} for q in p["positions"]],
-                     "timestamp": iso(event["data"]["timestamp_ms"])}}
+                     "timestamp": iso_utc(event["data"]["timestamp_ms"])}}
 
 
 def _trade_message(event: dict[str, Any]) -> dict[str, Any]:
     fill = event["data"]["fill"]
     return {"type": "new_trade", "data": {"id": fill["fill_id"], "symbol": fill["symbol"], "side": fill["side"],
                                           "quantity": fill["quantity"], "price": fill["price"],
-                                          "timestamp": iso(fill["timestamp_ms"])}}
+                                          "timestamp": iso_utc(fill["timestamp_ms"])}}
 
 
 WEBSOCKETS: tuple[WsRow, ...] = (

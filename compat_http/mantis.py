@@ -15,17 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from quantdesk.server.errors import QuantdeskError
-from quantdesk.server.registry import CallOutcome
-from quantdesk.server.rest_rows import Credentials, Profile, Row
+from quantdesk.server.rest_rows import Credentials, Profile, Row, result_field
 
 AGENT = "/api/agents/{agent_id}"
-
-
-def _field(name: str) -> Any:
-    def pick(outcome: CallOutcome) -> Any:
-        return outcome.structured[name]
-
-    return pick
 
 
 def _error_body(status: int, exc: QuantdeskError, request_id: str) -> dict[str, Any]:
@@ -37,13 +29,14 @@ _OBJECT = {"type": "object"}
 
 ROWS: tuple[Row, ...] = (
     Row("GET", "/health", "get_agents_health", public=True, summary="Health and running agents"),
-    Row("GET", "/api/challenges", "list_challenges", response=_field("challenges"), response_schema=_OBJECT,
+    Row("GET", "/api/challenges", "list_challenges", response=result_field("challenges"), response_schema=_OBJECT,
         summary="Challenges by name"),
     Row("GET", "/api/agents", "list_agents", headers={"If-None-Match": "if_none_match"}, etag="etag",
-        response=_field("agents"), response_schema={"type": "array", "items": _OBJECT},
+        response=result_field("agents"), response_schema={"type": "array", "items": _OBJECT},
         summary="Agents, newest first (ETag, If-None-Match: 304)"),
     Row("POST", "/api/agents", "create_agent", status_code=201, summary="Create and launch an agent"),
-    Row("GET", AGENT, "get_agent", response=_field("agent"), response_schema=_OBJECT, summary="One agent in full"),
+    Row("GET", AGENT, "get_agent", response=result_field("agent"), response_schema=_OBJECT,
+        summary="One agent in full"),
     Row("GET", f"{AGENT}/holdout", "get_agent_holdout", summary="The one holdout score, with its noise floor"),
     Row("POST", f"{AGENT}/stop", "stop_agent", summary="Stop an agent"),
     Row("POST", f"{AGENT}/delete", "delete_agent", summary="Delete an agent and its data"),
@@ -70,7 +63,7 @@ ROWS: tuple[Row, ...] = (
     Row("GET", "/api/coinglass-key", "get_coinglass_key", summary="Whether the CoinGlass key is set (masked)"),
     Row("POST", "/api/coinglass-key", "set_coinglass_key", summary="Store the CoinGlass key"),
     Row("DELETE", "/api/coinglass-key", "delete_coinglass_key", summary="Remove the CoinGlass key"),
-    Row("GET", "/api/data-cache", "get_data_cache", response=_field("entries"), response_schema=_OBJECT,
+    Row("GET", "/api/data-cache", "get_data_cache", response=result_field("entries"), response_schema=_OBJECT,
         summary="Cached lookback windows"),
     Row("POST", "/api/data-cache/prefetch", "prefetch_data", summary="Start a background prefetch (409 if running)"),
     Row("GET", "/api/data-cache/status", "get_data_cache_status", summary="Prefetch progress"),

@@ -10,45 +10,25 @@ metrics API (port 18003) is the `tradeos-metrics` profile (compat_http/tradeos_m
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from quantdesk.server.errors import InvalidArgument, Problem
-from quantdesk.server.registry import CallOutcome
-from quantdesk.server.rest_rows import Credentials, Profile, Row, WsRow
+from quantdesk.server.rest_rows import Credentials, Profile, Row, WsRow, iso_to_ms, iso_utc, result_field
 
 _LIST = {"type": "array", "items": {"type": "object"}}
 _ISO = {"type": "string", "format": "date-time", "description": "ISO-8601 timestamp (UTC when no offset)."}
 
 
-def _field(name: str) -> Any:
-    def pick(outcome: CallOutcome) -> Any:
-        return outcome.structured[name]
-
-    return pick
-
-
 def _since(args: dict[str, Any]) -> dict[str, Any]:
     """TRADEOS's `since` (ISO) as the trades tool's since_ms."""
     value = args.pop("since", None)
-    if value is None:
-        return args
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidArgument.from_problems([Problem("$.since", f"not an ISO-8601 timestamp: {value!r} "
-                                                                "(e.g. 2026-03-10T16:00:00Z)")]) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return {**args, "since_ms": int(parsed.timestamp() * 1000)}
+    return args if value is None else {**args, "since_ms": iso_to_ms(value, "since")}
 
 
 def _message(event: dict[str, Any]) -> dict[str, Any] | None:
     """A bus event as a TRADEOS message: `{"type", "data", "timestamp"}`."""
     data = event["data"]
     kind = {"portfolio": "portfolio_update", "strategy_profile": "profile_change"}.get(event["topic"], event["topic"])
-    t = event.get("timestamp_ms")
-    stamp = datetime.fromtimestamp(t / 1000, UTC).isoformat().replace("+00:00", "Z") if t is not None else None
+    stamp = iso_utc(event.get("timestamp_ms"))
     body = {k: v for k, v in data.items() if k != "event_type"}
     if kind == "portfolio_update":
         p = data["portfolio"]
@@ -62,12 +42,12 @@ def _message(event: dict[str, Any]) -> dict[str, Any] | None:
 ROWS: tuple[Row, ...] = (
     Row("GET", "/healthz", "get_trading_health", summary="System health and dependency status"),
     Row("GET", "/portfolio", "get_trading_portfolio", summary="Current portfolio state"),
-    Row("GET", "/positions", "get_positions", response=_field("positions"), response_schema=_LIST,
+    Row("GET", "/positions", "get_positions", response=result_field("positions"), response_schema=_LIST,
         summary="All open positions"),
-    Row("GET", "/trades", "list_trades", request=_since, defaults={"limit": 50}, response=_field("trades"),
+    Row("GET", "/trades", "list_trades", request=_since, defaults={"limit": 50}, response=result_field("trades"),
         response_schema=_LIST, params={"since": _ISO, "since_ms": None, "until_ms": None},
         summary="Recent trade history (limit, symbol, since)"),
-    Row("GET", "/signals", "list_signals", response=_field("signals"), response_schema=_LIST,
+    Row("GET", "/signals", "list_signals", response=result_field("signals"), response_schema=_LIST,
         summary="Recent signals from the pipeline (limit, signal_type, symbol)"),
     Row("POST", "/trading/halt", "halt_trading", summary="Halt all trading: the control plane's kill switch"),
     Row("POST", "/trading/resume", "resume_halted_trading", summary="Resume trading after a halt"),

@@ -35,6 +35,11 @@ class Principal:
     name: str
     scopes: frozenset[str]
 
+    @property
+    def actor(self) -> str:
+        """Who acted, as state changes and the decision log record it: the name and the key id."""
+        return self.name + (f" ({self.key_id})" if self.key_id else "")
+
     def allows(self, scope: str) -> bool:
         return scope in self.scopes
 

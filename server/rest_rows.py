@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from quantdesk.server.errors import QuantdeskError
+from quantdesk.server.errors import InvalidArgument, Problem, QuantdeskError
 from quantdesk.server.registry import CallOutcome, ToolRegistry
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -65,6 +65,38 @@ class Row:
     replace the tool's property of the same name); `None` leaves a tool argument out of the documentation."""
     params_required: tuple[str, ...] = ()
     """Which of `params` the legacy API required."""
+
+
+def result_field(name: str) -> ResponseMapper:
+    """A response mapper that answers one field of the tool's result (legacy APIs that return a bare list)."""
+
+    def pick(outcome: CallOutcome) -> Any:
+        return outcome.structured[name]
+
+    return pick
+
+
+def iso_utc(ms: int | None) -> str | None:
+    """Milliseconds since the epoch as ISO 8601 UTC with a `Z`, as legacy APIs print times."""
+    if ms is None:
+        return None
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso_to_ms(value: Any, field: str) -> int:
+    """A legacy API's ISO 8601 time parameter as milliseconds (UTC when it has no offset); refused by name."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument.from_problems([Problem(f"$.{field}", f"{str(value)[:40]!r} is not an ISO 8601 time, "
+                                                                   "e.g. 2025-04-22T09:00:00Z")]) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
 
 
 def fastapi_error_body(status: int, exc: QuantdeskError, request_id: str) -> dict[str, Any]:

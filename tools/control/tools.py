@@ -18,10 +18,6 @@ tools = ToolSet("control")
 Reason = Field(min_length=1, max_length=500, description="Why: recorded with the state and in the decision log.")
 
 
-def actor(ctx: CallContext) -> str:
-    principal = ctx.principal
-    return f"{principal.name}" + (f" ({principal.key_id})" if principal.key_id else "")
-
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -85,7 +81,7 @@ class TransitionOutput(ToolOutput):
 async def pause_trading(args: ReasonInput, ctx: CallContext) -> TransitionOutput:
     """Pause the desk: orders that add exposure are refused; cancels and orders that only reduce a position
     still go through, and resting orders stay. Refused (action `refused`) when the desk is killed."""
-    result = await on_desk(ctx, lambda desk: desk.control.pause(args.reason, actor(ctx)))
+    result = await on_desk(ctx, lambda desk: desk.control.pause(args.reason, ctx.principal.actor))
     return TransitionOutput.model_validate(result)
 
 
@@ -93,7 +89,7 @@ async def pause_trading(args: ReasonInput, ctx: CallContext) -> TransitionOutput
 async def resume_trading(args: OptionalReasonInput, ctx: CallContext) -> TransitionOutput:
     """Resume a paused desk. Refused (action `refused`) when the kill switch is latched: only
     reset_kill_switch leaves killed, and it goes to paused."""
-    result = await on_desk(ctx, lambda desk: desk.control.resume(args.reason, actor(ctx)))
+    result = await on_desk(ctx, lambda desk: desk.control.resume(args.reason, ctx.principal.actor))
     return TransitionOutput.model_validate(result)
 
 
@@ -143,7 +139,7 @@ async def trigger_kill_switch(args: KillInput, ctx: CallContext) -> KillOutput:
     """
     desk = ctx.services.get(DeskService)
     desk.engine.request_interrupt()  # a running advance stops at its next step instead of delaying the kill
-    result = await on_desk(ctx, lambda d: d.control.kill(args.reason, flatten=args.flatten, actor=actor(ctx)))
+    result = await on_desk(ctx, lambda d: d.control.kill(args.reason, flatten=args.flatten, actor=ctx.principal.actor))
     return KillOutput.model_validate(result)
 
 
@@ -166,7 +162,7 @@ async def reset_kill_switch(args: ResetInput, ctx: CallContext) -> ResetOutput:
     """Clear a latched kill switch (or an unreadable control store) with a reason: the desk goes to `paused`,
     never straight to running, and nothing is re-opened; resume_trading then restarts trading. An error
     when the desk is not killed."""
-    result = await on_desk(ctx, lambda desk: desk.control.reset(args.reason, actor(ctx)))
+    result = await on_desk(ctx, lambda desk: desk.control.reset(args.reason, ctx.principal.actor))
     return ResetOutput.model_validate(result)
 
 
@@ -186,7 +182,7 @@ class CancelAllOutput(ToolOutput):
 async def cancel_all_orders(args: CancelAllInput, ctx: CallContext) -> CancelAllOutput:
     """Cancel every open order and untriggered stop (of the given symbols, or all), returning one result per
     order; with nothing open the list is empty. Works in every control state."""
-    result = await on_desk(ctx, lambda desk: desk.control.cancel_all(args.symbols, actor(ctx)))
+    result = await on_desk(ctx, lambda desk: desk.control.cancel_all(args.symbols, ctx.principal.actor))
     return CancelAllOutput.model_validate(result)
 
 
@@ -214,7 +210,7 @@ async def deleverage_position(args: DeleverageInput, ctx: CallContext) -> Deleve
     """Reduce a perpetual position by reduce_pct of its live size with a reduce-only market order (side and
     quantity computed here, rounded down to the lot) and return the order and its fills. Allowed while paused
     or killed: it can only reduce."""
-    result = await on_desk(ctx, lambda desk: desk.control.deleverage(args.symbol, args.reduce_pct, actor(ctx)))
+    result = await on_desk(ctx, lambda desk: desk.control.deleverage(args.symbol, args.reduce_pct, ctx.principal.actor))
     return DeleverageOutput.model_validate(result)
 
 
@@ -270,7 +266,7 @@ async def set_risk_limits(args: SetLimitsInput, ctx: CallContext) -> LimitsOutpu
     changes.update({name: None for name in args.disable})
     if not changes:
         raise InvalidArgument.from_problems([Problem("$", "give at least one limit to set or disable")])
-    limits = await on_desk(ctx, lambda desk: desk.control.set_limits(changes, actor(ctx)))
+    limits = await on_desk(ctx, lambda desk: desk.control.set_limits(changes, ctx.principal.actor))
     return LimitsOutput.model_validate(asdict(limits))
 
 

@@ -67,10 +67,6 @@ def _open(services: Any) -> RiskService:
 tools.service(RiskService, _open, at_start=True)
 
 
-def actor(ctx: CallContext) -> str:
-    principal = ctx.principal
-    return f"{principal.name}" + (f" ({principal.key_id})" if principal.key_id else "")
-
 
 async def on_risk(ctx: CallContext, work: Callable[[RiskService], T]) -> T:
     """Run off the event loop: the work may wait for the desk's lock or read the market feed."""
@@ -122,7 +118,7 @@ async def set_risk_limits_usd(args: SetUsdLimitsInput, ctx: CallContext) -> Limi
     enforces (max_leverage, max_drawdown_pct, max_daily_loss_pct). Written durably and logged in the decision
     log; returns the limits now in force. To switch a limit off use set_risk_limits."""
     values = {k: v for k, v in args.model_dump().items() if v is not None}
-    who = actor(ctx)
+    who = ctx.principal.actor
     return LimitUsageOutput.model_validate(await on_risk(ctx, lambda s: s.set_limits(values, who)))
 
 
@@ -165,7 +161,7 @@ async def execute_hedge(args: HedgeExecuteInput, ctx: CallContext) -> HedgeExecu
     the executed trades with their fills, every order (refused ones with their reasons), what was skipped and
     the exposure after. With a request_id, a retry never places a second order for an asset: it finds nothing
     left to do, or gets the first order back (idempotent_replay)."""
-    who = actor(ctx)
+    who = ctx.principal.actor
     return HedgeExecutionOutput.model_validate(await on_risk(ctx, lambda s: s.execute_hedge(
         args.target_hedge_ratio, args.assets, args.request_id, who)))
 
@@ -175,7 +171,7 @@ async def close_all_hedges(args: CloseHedgesInput, ctx: CallContext) -> HedgeExe
     """Close every hedge (a short perpetual position against a spot holding) with reduce-only market orders
     and return the executed trades with their fills; with include_unhedged, every perpetual position. Spot
     holdings are not sold. Reduce-only orders pass while the desk is paused."""
-    who = actor(ctx)
+    who = ctx.principal.actor
     return HedgeExecutionOutput.model_validate(await on_risk(ctx, lambda s: s.close_hedges(
         args.include_unhedged, args.request_id, who)))
 
@@ -266,7 +262,7 @@ async def list_alerts(args: AlertsInput, ctx: CallContext) -> AlertsOutput:
 async def acknowledge_alert(args: AcknowledgeInput, ctx: CallContext) -> AcknowledgeOutput:
     """Acknowledge an alert (who and when are stored; the first acknowledgement is kept and a repeat says
     already_acknowledged). The acknowledgement is published on the event bus."""
-    who = actor(ctx)
+    who = ctx.principal.actor
     (alert, already), source = await on_risk(ctx, lambda s: (s.acknowledge(args.alert_id, who, args.note),
                                                              s.data_source()))
     return AcknowledgeOutput.model_validate({"alert": alert, "already_acknowledged": already, "data_source": source})

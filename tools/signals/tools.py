@@ -3,16 +3,15 @@ plane's latch, and signal, performance and system metrics."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio.to_thread
 from pydantic import Field
 
 from quantdesk.server.registry import CallContext, ToolInput, ToolSet
 from quantdesk.tools.bus.bus import MAX_QUEUE, EventBus
-from quantdesk.tools.bus.tools import BusEventOut
+from quantdesk.tools.bus.tools import BusEventOut, StreamEventsInput, Topic, stream_events
 from quantdesk.tools.desk.service import DeskService
 from quantdesk.tools.risk.service import RiskService
 from quantdesk.tools.signals.model import SIGNAL_TOPICS
@@ -53,10 +52,6 @@ def _open(services: Any) -> SignalService:
 
 tools.service(SignalService, _open, at_start=True)
 
-
-def actor(ctx: CallContext) -> str:
-    principal = ctx.principal
-    return f"{principal.name}" + (f" ({principal.key_id})" if principal.key_id else "")
 
 
 async def on_signals(ctx: CallContext, work: Callable[[SignalService], T]) -> T:
@@ -105,7 +100,7 @@ async def run_strategy(args: RunInput, ctx: CallContext) -> RunOutput:
 async def start_strategy_loop(args: LoopInput, ctx: CallContext) -> LoopStatusOutput:
     """Run a strategy cycle at every cycle_seconds of desk time, in the background (on a simulated clock, once
     per boundary the clock passes when something advances it). The setting persists across restarts."""
-    who = actor(ctx)
+    who = ctx.principal.actor
     return LoopStatusOutput.model_validate(await on_signals(ctx, lambda s: s.set_loop(True, args.cycle_seconds,
                                                                                        who)))
 
@@ -114,7 +109,7 @@ async def start_strategy_loop(args: LoopInput, ctx: CallContext) -> LoopStatusOu
 async def stop_strategy_loop(args: NoArguments, ctx: CallContext) -> LoopStatusOutput:
     """Stop running strategy cycles in the background. Positions and orders stay as they are (halt_trading
     stops trading itself)."""
-    who = actor(ctx)
+    who = ctx.principal.actor
     return LoopStatusOutput.model_validate(await on_signals(ctx, lambda s: s.set_loop(False, None, who)))
 
 
@@ -136,7 +131,7 @@ async def get_strategy_profile(args: NoArguments, ctx: CallContext) -> ProfileOu
 async def set_strategy_profile(args: ProfileInput, ctx: CallContext) -> ProfileOutput:
     """Switch the active profile (conservative, balanced, aggressive) atomically: the setting and its
     decision-log entry commit together and durably; the next cycle sizes with it."""
-    who = actor(ctx)
+    who = ctx.principal.actor
     return ProfileOutput.model_validate(await on_signals(ctx, lambda s: s.set_profile(args.profile, who)))
 
 
@@ -145,7 +140,7 @@ async def halt_trading(args: HaltInput, ctx: CallContext) -> HaltOutput:
     """Halt all trading at once: the control plane's kill switch (the same latch as trigger_kill_switch, written
     durably; every open order cancelled; positions kept). The strategy loop and every other order source stop.
     Leave it with resume_halted_trading."""
-    who = actor(ctx)
+    who = ctx.principal.actor
     return HaltOutput.model_validate(await on_signals(ctx, lambda s: s.halt(args.reason, who)))
 
 
@@ -153,7 +148,7 @@ async def halt_trading(args: HaltInput, ctx: CallContext) -> HaltOutput:
 async def resume_halted_trading(args: ResumeInput, ctx: CallContext) -> ResumeOutput:
     """Resume after a halt: reset the kill switch (killed -> paused) and resume (paused -> running), each step
     logged by the control plane; a paused desk is only resumed. An admin action, like reset_kill_switch."""
-    who = actor(ctx)
+    who = ctx.principal.actor
     return ResumeOutput.model_validate(await on_signals(ctx, lambda s: s.resume(args.reason, who)))
 
 
@@ -196,7 +191,7 @@ async def get_trading_portfolio(args: NoArguments, ctx: CallContext) -> TradingP
     return TradingPortfolioOutput.model_validate(await on_signals(ctx, lambda s: s.trading_portfolio()))
 
 
-TRADING_TOPICS = ("portfolio", "fill", "risk_event", "regime_change", *SIGNAL_TOPICS)
+TRADING_TOPICS = cast(tuple[Topic, ...], ("portfolio", "fill", "risk_event", "regime_change", *SIGNAL_TOPICS))
 
 
 class TradingStreamInput(ToolInput):
@@ -212,21 +207,12 @@ class TradingStreamInput(ToolInput):
 async def stream_trading_events(args: TradingStreamInput, ctx: CallContext) -> AsyncIterator[BusEventOut]:
     """Stream the trading events from the event bus: portfolio snapshots, new signals, fills, risk events
     (refusals, breaker trips), regime changes and strategy-profile switches, as they happen."""
-    bus = ctx.services.get(EventBus)
-    deadline = time.monotonic() + args.duration_seconds
-    sent = 0
-    with bus.subscribe(TRADING_TOPICS, name=f"stream_trading_events:{ctx.request_id}",
-                       max_queue=args.max_queue) as subscription:
-        while sent < args.max_events:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            for envelope in await subscription.next_batch(left, max_items=args.max_events - sent):
-                data = envelope.event.to_dict()
-                yield BusEventOut(seq=envelope.seq, topic=envelope.topic, published_ms=envelope.published_ms,
-                                  timestamp_ms=data.get("timestamp_ms"), symbol=data.get("symbol"),
-                                  dropped_so_far=subscription.dropped, data=data)
-                sent += 1
+    # The bus's own stream, on the trading topics: one subscription loop for every realtime door.
+    topics: list[Topic] = list(TRADING_TOPICS)
+    async for event in stream_events(StreamEventsInput(topics=topics, max_events=args.max_events,
+                                                       duration_seconds=args.duration_seconds,
+                                                       max_queue=args.max_queue), ctx):
+        yield event
 
 
 tools.metrics("quantdesk_signals", lambda services: services.get(SignalService).metrics(),
