@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8765
 
-.PHONY: serve test test-slow lint typecheck conformance fuzz bench generated clean
+.PHONY: serve test test-ui test-slow lint typecheck conformance fuzz bench generated clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The dashboard in a real headless browser: Playwright for Python driving Debian's Chromium (installed when missing;
+# no browser download at run time). Screenshots of every page land in .ui-screenshots/.
+test-ui: $(STAMP)
+	bash scripts/ensure_chromium.sh
+	$(PY) -m pytest -q -m browser tests/ui
 
 # The long realism runs (a year of generated returns, several seeds); .ci/run runs them too.
 test-slow: $(STAMP)

@@ -124,6 +124,10 @@ def create_app(
     # Exact path for /mcp: no redirect between /mcp and /mcp/ (a Mount would add one).
     app.router.routes[:0] = [Route("/mcp", endpoint=door, methods=["GET", "POST", "DELETE"]), table,
                              *_system_routes(state), *sockets]
+    if settings.dashboard:
+        from quantdesk.server.ui.routes import ui_mount
+
+        app.router.routes.append(ui_mount(state))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

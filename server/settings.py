@@ -59,6 +59,8 @@ class Settings:
     tool_modules: tuple[str, ...] = ()
     """Extra modules defining `tools = ToolSet(...)`, beside quantdesk.tools (QUANTDESK_TOOL_MODULES)."""
     import_dirs: tuple[Path, ...] = ()
+    dashboard: bool = True
+    """Serve the web dashboard at /ui (QUANTDESK_DASHBOARD=0 turns it off)."""
     """Folders besides the data directory whose files path-taking tools may read and write (QUANTDESK_IMPORT_DIRS)."""
 
     @classmethod
@@ -95,6 +97,8 @@ class Settings:
             settings = replace(settings, mcp_extension=env["QUANTDESK_MCP_EXTENSION"])
         if env.get("QUANTDESK_IMPORT_DIRS"):
             settings = replace(settings, import_dirs=tuple(Path(p) for p in _split(env["QUANTDESK_IMPORT_DIRS"])))
+        if env.get("QUANTDESK_DASHBOARD"):
+            settings = replace(settings, dashboard=env["QUANTDESK_DASHBOARD"].lower() not in ("0", "false", "no", "off"))
         if env.get("QUANTDESK_LOG_LEVEL"):
             settings = replace(settings, log_level=env["QUANTDESK_LOG_LEVEL"].upper())
         return settings
