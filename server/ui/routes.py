@@ -57,7 +57,7 @@ def guarded(ui: Ui, handler: Handler) -> Callable[[Request], Awaitable[Response]
         if isinstance(found, LoginNeeded):
             return _login_redirect(request, found)
         visit = found
-        if request.method == "POST":
+        if request.method == "POST" and not visit.by_header:
             token = request.headers.get(CSRF_HEADER)
             if token is None:
                 token = str((await request.form()).get(CSRF_FIELD, "")) or None

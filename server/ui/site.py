@@ -21,8 +21,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute
 
+from quantdesk.server.auth import credential_from_headers
 from quantdesk.server.context import CallContext, Principal
 from quantdesk.server.errors import NotFound, QuantdeskError
+from quantdesk.server.http_front import scope_headers
 from quantdesk.server.http_state import HttpState
 from quantdesk.server.logs import new_request_id
 from quantdesk.server.registry import CallOutcome
@@ -71,6 +73,8 @@ class Visit:
     session: Session
     principal: Principal
     new_session: bool
+    by_header: bool = False
+    """The key came in a header (a script, curl): no cookie, so no cross-site request can carry it."""
     request_id: str = field(default_factory=new_request_id)
 
     def can(self, tool: str) -> bool:
@@ -173,16 +177,18 @@ class Ui:
 
     def visit(self, request: Request) -> Visit | LoginNeeded:
         """Who is asking, or why they must log in first (no key, or a key since revoked)."""
+        header_key = credential_from_headers(scope_headers(request.scope))
         session = self.sessions.get(request.cookies.get(COOKIE))
         new = session is None
         if session is None:
             session = self.sessions.create()
         loopback = request.client is not None and is_loopback_host(request.client.host)
+        credential = header_key or session.credential
         try:
-            principal = self.state.authenticator.authenticate(session.credential, loopback)
+            principal = self.state.authenticator.authenticate(credential, loopback)
         except QuantdeskError as exc:
-            return LoginNeeded(session, new, exc.message if session.credential else "")
-        return Visit(self, request, session, principal, new)
+            return LoginNeeded(session, new, exc.message if credential else "")
+        return Visit(self, request, session, principal, new, by_header=header_key is not None)
 
     async def load_panels(self, visit: Visit, page: Page, names: tuple[str, ...] | None = None) -> dict[str, str]:
         """Every panel of a page rendered, concurrently; a panel that fails shows its error, not a broken page."""

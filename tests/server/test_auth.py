@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.routing import APIRoute
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from quantdesk.server.app import create_app
 from quantdesk.server.context import IMPLIED_SCOPES, SCOPES
@@ -33,6 +33,8 @@ def app_routes(tmp_path: Path) -> list[tuple[str, str, list[str]]]:
             continue
         if isinstance(route, WebSocketRoute):
             continue  # the first frame or ?token= authenticates: tests/compat_http test every channel's refusal
+        if isinstance(route, Mount) and route.path == "/ui":
+            continue  # the dashboard sends a browser to its login page: dashboard_routes() below
         assert isinstance(route, Route), f"unexpected route type {route!r}"
         if isinstance(route, APIRoute):
             scopes = list((route.openapi_extra or {}).get("x-quantdesk-scopes", []))
@@ -85,6 +87,36 @@ def test_every_route_refuses_a_missing_key_and_a_key_without_its_scope(server, t
         assert response.status_code == 403, (method, path, scopes, response.status_code, response.text)
     assert {"/", "/health", "/mcp/tools/list", "/.well-known/mcp.json", "/.well-known/mcp-config", "/docs",
             "/openapi.json"} <= checked_public
+
+
+DASHBOARD_PUBLIC = {"/ui/", "/ui/login"}
+
+
+def dashboard_routes(tmp_path: Path) -> list[tuple[str, str]]:
+    app = create_app(Settings(data_dir=tmp_path, tool_modules=("qd_testtools",)))
+    mount = next(r for r in app.routes if isinstance(r, Mount) and r.path == "/ui")
+    return [(method, "/ui" + sub.path) for sub in mount.routes if isinstance(sub, Route)
+            for method in sorted(sub.methods or []) if method != "HEAD"]
+
+
+def test_every_dashboard_route_sends_a_visitor_without_a_key_to_the_login_page(server, tmp_path):
+    routes = dashboard_routes(tmp_path)
+    assert ("GET", "/ui/{page:str}") in routes and ("POST", "/ui/form/{form:str}") in routes
+    for method, path in routes:
+        url = f"{server.url}{concrete(path)}".replace("/x", "/control", 1) if "{page" in path else \
+            f"{server.url}{concrete(path)}"
+        response = httpx.request(method, url, data={"reason": "x"} if method == "POST" else None,
+                                 follow_redirects=False, timeout=30)
+        if path in DASHBOARD_PUBLIC:  # a login post without the form's token is refused (403), not redirected
+            assert response.status_code in (200, 303, 403), (method, path, response.status_code)
+            assert not response.headers.get("location", "").startswith("/ui/login"), (method, path)
+            continue
+        assert response.status_code == 303, (method, path, response.status_code, response.text[:200])
+        assert response.headers["location"].startswith("/ui/login?next="), (method, path)
+    served = httpx.get(f"{server.url}/ui/control", headers={"X-API-Key": server.key("read")}, timeout=30)
+    assert served.status_code == 200 and "Decision log" in served.text
+    refused = httpx.get(f"{server.url}/ui/control", headers={"X-API-Key": "qd_not_a_key"}, timeout=30)
+    assert refused.status_code == 303
 
 
 def test_a_key_with_the_scope_is_served(server):
