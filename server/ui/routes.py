@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 from sse_starlette import EventSourceResponse
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -49,6 +50,19 @@ def _safe_next(target: str | None) -> str:
     if parts.scheme or parts.netloc or not parts.path.startswith("/ui") or target.startswith("//"):
         return "/ui/"
     return target
+
+
+def _credential_from_login(ui: Ui, form: FormData, loopback: bool) -> str:
+    """The credential a session keeps: the API key itself, or the password flow's token (it expires)."""
+    username = str(form.get("username", "")).strip()
+    tokens = ui.state.authenticator.tokens
+    if username and tokens is not None:
+        return str(tokens.issue(username, str(form.get("password", "")))["access_token"])
+    key = str(form.get("key", "")).strip()
+    if not key:
+        raise ValueError("Enter an API key.")
+    ui.state.authenticator.authenticate(key, loopback)
+    return key
 
 
 def guarded(ui: Ui, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -99,12 +113,9 @@ def ui_mount(state: HttpState) -> Mount:
             if not session.csrf_matches(str(form.get(CSRF_FIELD, "")) or None):
                 error, status = "This form is out of date. Try again.", 403
             else:
-                key = str(form.get("key", "")).strip()
                 next_path = _safe_next(str(form.get("next", "")))
                 try:
-                    if not key:
-                        raise ValueError("Enter an API key.")
-                    ui.state.authenticator.authenticate(key, loopback)
+                    key = _credential_from_login(ui, form, loopback)
                 except (QuantdeskError, ValueError) as exc:
                     error, status = getattr(exc, "message", str(exc)), 401
                 else:
@@ -113,8 +124,10 @@ def ui_mount(state: HttpState) -> Mount:
                     response: Response = RedirectResponse(next_path, status_code=303)
                     set_session_cookie(request, response, fresh)
                     return response
-        html = ui.env.get_template("login.html").render(csrf=session.csrf, error=error, next=next_path,
-                                                         open_mode=loopback and ui.state.authenticator.open_mode())
+        tokens = ui.state.authenticator.tokens
+        html = ui.env.get_template("login.html").render(
+            csrf=session.csrf, error=error, next=next_path, open_mode=loopback and ui.state.authenticator.open_mode(),
+            passwords=tokens is not None and tokens.users.exist())
         response = HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
         if new:
             set_session_cookie(request, response, session)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 import httpx
@@ -76,3 +77,26 @@ def test_a_tool_form_shows_the_tools_own_error_beside_the_field(page: Any, ui_se
     assert "minimum" in error.inner_text() or ">=" in error.inner_text()
     assert page.locator("#f-tool-simulate_funding_regime-num_periods").get_attribute("aria-invalid") == "true"
     shot(page, "tools-field-error")
+
+
+def test_a_password_user_logs_in_and_sees_only_what_their_scopes_allow(browser: Any, ui_server: Any,
+                                                                       quantdesk_bin: str) -> None:
+    subprocess.run([quantdesk_bin, "--data-dir", str(ui_server.data_dir), "users", "create", "viewer",
+                    "--scopes", "read,stream"], input="correct horse battery", text=True, check=True)
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{ui_server.url}/ui/control")
+    page.get_by_label("Username").fill("viewer")
+    page.get_by_label("Password").fill("wrong")
+    page.get_by_role("button", name="Log in with a password").click()
+    assert "incorrect username or password" in page.get_by_role("alert").inner_text()
+    page.get_by_label("Username").fill("viewer")
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Log in with a password").click()
+    page.wait_for_selector("#panel-status [data-state]")
+    assert page.url.endswith("/ui/control")
+    # A read-only user sees the state, and the kill switch's button is there but disabled, saying why.
+    kill = page.locator("#f-control-kill")
+    assert kill.get_by_role("button", name="Trip the kill switch").is_disabled()
+    assert "control" in kill.inner_text()
+    context.close()
