@@ -54,7 +54,8 @@ def _system_routes(state: HttpState) -> list[APIRoute]:
         return json_response({"name": SERVER_NAME, "version": package_version(),
                               "description": "MCP-first tool server for crypto market simulation and paper trading",
                               "mcp": "/mcp", "tools": "/mcp/tools/list", "docs": "/docs",
-                              "server_card": "/.well-known/mcp.json", "health": "/health"})
+                              "server_card": "/.well-known/mcp.json", "health": "/health",
+                              **({"dashboard": "/ui/"} if state.settings.dashboard else {})})
 
     async def metrics(request: Request) -> Response:
         try:

@@ -181,6 +181,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                                                  access_log=False, lifespan="off", timeout_graceful_shutdown=5)))
         logger.info("serving a legacy API on its own port", extra={"profile": name, "port": port})
     logger.info("serving", extra={"url": f"http://{settings.host}:{settings.port}", "mcp": "/mcp",
+                                  **({"dashboard": f"http://{settings.host}:{settings.port}/ui/"}
+                                     if settings.dashboard else {}),
                                   "data_dir": str(settings.data_dir), "tools": len(core.registry.list_tools())})
     # What start-up built (modules, schemas, tables) lives as long as the process: freezing it keeps the
     # collector's full passes, which otherwise scan it all, out of order placement's tail latency.

@@ -11,9 +11,11 @@ from quantdesk.server.ui.site import Page, Panel, Visit
 async def _tools(visit: Visit) -> Mapping[str, Any]:
     by_domain: dict[str, list[dict[str, Any]]] = {}
     for entry in visit.ui.state.registry.list_tools():
+        # Docstrings are wrapped for the source file; a browser wraps paragraphs itself.
+        paragraphs = [" ".join(part.split()) for part in entry.description.split("\n\n") if part.strip()]
         by_domain.setdefault(entry.domain, []).append({
-            "name": entry.name, "scope": entry.scope, "summary": entry.description.split("\n\n")[0],
-            "description": entry.description, "allowed": visit.principal.allows(entry.scope),
+            "name": entry.name, "scope": entry.scope, "summary": paragraphs[0] if paragraphs else "",
+            "more": paragraphs[1:], "allowed": visit.principal.allows(entry.scope),
             "read_only": entry.annotations.read_only, "destructive": entry.annotations.destructive})
     return {"domains": sorted(by_domain.items())}
 
