@@ -61,6 +61,13 @@ def test_generate_from_a_preset_then_describe_chart_and_download(page: Any, ui_s
     assert "BTC-USDT-PERP" in row.inner_text() and "MiB" in row.inner_text()
     shot(page, "datasets")
 
+    # The same preset, duration and seed again: the same file, from the cache, and the bar still ends full.
+    form.get_by_role("button", name="Generate").click()
+    page.wait_for_function("""() => document.querySelector("#gen-outcome").textContent
+      .includes("Served from the cache")""")
+    assert key in page.locator("#gen-outcome").inner_text() and bar.get_attribute("value") == "1"
+    assert page.locator(f'#panel-cache tr[data-key="{key}"]').count() == 1
+
     row.get_by_role("link", name="Describe").click()
     page.wait_for_url(f"**/ui/datasets?key={key}*")
     facts = page.locator("#panel-describe table.facts-table")
