@@ -2,10 +2,10 @@
 noise floor, one iteration's code and computed feature report (`&iteration=<n>`), the inbox, the chat and the
 lifecycle buttons.
 
-The agents domain publishes nothing on the event bus yet, so the detail panels listen for an `agent` topic that
-a bus event would fire, and meanwhile the iterations panel of a running agent asks `/ui/agents/watch` every two
-seconds whether the agent changed: nothing (204) or the same `qd-agent` DOM event a bus event would make, so the
-panels re-render only when there is something new.
+The panels listen for the bus's `agent` topic. The agents domain does not publish one yet, so meanwhile the
+iterations panel of a running agent asks `/ui/agents/watch` every two seconds whether the agent changed: nothing
+(204) or the same `qd-agent` DOM event a bus event would make, so the panels re-render only when there is something
+new. Once stream_events accepts the `agent` topic, the asking stops by itself.
 """
 
 from __future__ import annotations
@@ -75,6 +75,17 @@ def watch_key(agent: Mapping[str, Any]) -> str:
                                            agent.get("paused"), holdout.get("status", "")))
 
 
+def bus_publishes_agents(visit: Visit) -> bool:
+    """Whether the event bus carries the `agent` topic (stream_events accepts it); then its events re-render the
+    panels through the page's live stream and nothing needs to ask."""
+    registry = visit.ui.state.registry
+    if not registry.has_tool("stream_events"):
+        return False
+    topics = registry.get_tool("stream_events").input_schema.get("properties", {}).get("topics", {})
+    variants = topics.get("anyOf", [topics])
+    return any(TOPICS[0] in v.get("items", {}).get("enum", ()) for v in variants if isinstance(v, Mapping))
+
+
 def is_live(agent: Mapping[str, Any]) -> bool:
     """Still changing by itself: iterating, paused, or its holdout being scored."""
     return agent["status"] in ACTIVE or (agent.get("holdout") or {}).get("status") == "running"
@@ -128,7 +139,8 @@ async def _iterations(visit: Visit) -> Mapping[str, Any]:
             "scores": [r["metrics"][metric["primary"]] for r in scored],
             "no_skill": [metric["no_skill"]] * len(scored) if metric["no_skill"] is not None else [],
             "others": [m for m in metric["all"] if m != metric["primary"]],
-            "watch": watch_key(agent) if is_live(agent) else None}
+            "watch": watch_key(agent) if is_live(agent) and not bus_publishes_agents(visit) else None,
+            "live": is_live(agent)}
 
 
 async def _holdout(visit: Visit) -> Mapping[str, Any]:
