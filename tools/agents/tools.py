@@ -16,12 +16,14 @@ from quantdesk.server.registry import CallContext, ToolInput, ToolOutput, ToolSe
 from quantdesk.tools.agents.challenges import CHALLENGES
 from quantdesk.tools.agents.keys import ANTHROPIC_KEY_PATTERN, COINGLASS_KEY_PATTERN
 from quantdesk.tools.agents.runner.handle import Agents
+from quantdesk.tools.bus.bus import EventBus
 from quantdesk.tools.caches.service import CacheService
 
 tools = ToolSet("agents")
 tools.service(Agents, lambda services: Agents(services.data_dir, services.state,
                                               lambda: services.get(CacheService).store,
-                                              background=bool(services.settings.get("background", True))),
+                                              background=bool(services.settings.get("background", True)),
+                                              publish=services.get(EventBus).publish),
               at_start=True)
 
 AgentId = Annotated[str, Field(pattern=r"^[a-f0-9\-]{1,40}$", description="An agent id, as create_agent returns.")]

@@ -17,7 +17,7 @@ tools.service(EventBus, lambda services: EventBus())
 Topic = Literal["order_accepted", "order_rejected", "order_cancelled", "order_expired", "order_triggered",
                 "order_amended", "fill", "position", "funding", "liquidation", "equity", "state_change",
                 "risk_event", "decision", "metrics", "alert", "regime_change", "portfolio", "signal",
-                "strategy_profile"]
+                "strategy_profile", "agent"]
 
 
 class StreamEventsInput(ToolInput):

@@ -18,15 +18,17 @@ from quantdesk.tools.agents.runner.store import ACTIVE, SqlState
 from quantdesk.tools.caches.store import ArtifactStore
 
 if TYPE_CHECKING:
+    from quantdesk.tools.agents.runner.events import AgentChanged
     from quantdesk.tools.agents.runner.service import AgentService
 
 
 class Agents:
     def __init__(self, data_dir: Path, state: SqlState, artifacts: Callable[[], ArtifactStore],
-                 background: bool = True) -> None:
+                 background: bool = True, publish: Callable[[AgentChanged], object] | None = None) -> None:
         """`background=False` (a one-shot command) never resumes agents here: the long-lived server does."""
         self.data_dir = data_dir
         self.background = background
+        self._publish = publish
         self.state = state
         self._artifacts = artifacts
         self.keys = KeyStore(data_dir)
@@ -44,7 +46,8 @@ class Agents:
             if self._service is None:
                 from quantdesk.tools.agents.runner.service import AgentService
 
-                self._service = AgentService(self.data_dir, self.state, self._artifacts(), resume=self.background)
+                self._service = AgentService(self.data_dir, self.state, self._artifacts(), resume=self.background,
+                                             publish=self._publish)
             return self._service
 
     def close(self) -> None:

@@ -38,6 +38,7 @@ from quantdesk.tools.agents.keys import KeyStore
 from quantdesk.tools.agents.researchers.anthropic_api import AnthropicResearcher, AnthropicSettings
 from quantdesk.tools.agents.researchers.base import Proposal, ResearchContext, Researcher, ResearcherError
 from quantdesk.tools.agents.researchers.builtin import BuiltinResearcher
+from quantdesk.tools.agents.runner.events import AgentChanged
 from quantdesk.tools.agents.runner.records import best_iteration, history_entry, iteration_record
 from quantdesk.tools.agents.runner.store import ACTIVE, AgentRow, AgentStore, SqlState, now_iso
 from quantdesk.tools.agents.sandbox.sandbox import Limits, Sandbox
@@ -119,12 +120,15 @@ def _source(settings: AgentSettings) -> MarketDataSource:
 class AgentService:
     def __init__(self, data_dir: Path, state: SqlState, artifacts: ArtifactStore,
                  settings: AgentSettings | None = None, *, source: MarketDataSource | None = None,
-                 sandbox: Sandbox | None = None, resume: bool = True) -> None:
+                 sandbox: Sandbox | None = None, resume: bool = True,
+                 publish: Callable[[AgentChanged], object] | None = None) -> None:
         self.settings = settings or AgentSettings.from_env()
         self.data_dir = data_dir
         self.root = data_dir / "agents"
         self.root.mkdir(parents=True, exist_ok=True)
-        self.store = AgentStore(state)
+        # every committed change of an agent reaches the bus's `agent` topic (dashboards re-read the agent then)
+        self.store = AgentStore(state, (lambda agent_id, change: publish(AgentChanged(agent_id, change)))
+                                if publish is not None else None)
         self.keys = KeyStore(data_dir)
         self.cache = DataCache(artifacts, source or _source(self.settings), all_assets())
         limits = Limits(wall_seconds=self.settings.evaluation_timeout_seconds,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -97,8 +97,10 @@ def _row(row: sqlite3.Row) -> AgentRow:
 
 
 class AgentStore:
-    def __init__(self, state: SqlState) -> None:
+    def __init__(self, state: SqlState, on_change: Callable[[str, str], object] | None = None) -> None:
+        """`on_change(agent_id, change)` runs after each committed write (the service publishes it on the bus)."""
         self._state = state
+        self._on_change = on_change or (lambda agent_id, change: None)
         state.ensure_schema("agents", _SCHEMA)
 
     def create(self, agent_id: str, config: dict[str, Any], goal: str) -> None:
@@ -106,6 +108,7 @@ class AgentStore:
         with self._state.transaction(durable=True) as conn:
             conn.execute("INSERT INTO agents (id, status, config, created_at, updated_at, goal) VALUES "
                          "(?, 'starting', ?, ?, ?, ?)", (agent_id, json.dumps(config), now, now, goal))
+        self._on_change(agent_id, "created")
 
     def get(self, agent_id: str) -> AgentRow:
         rows = self._state.query("SELECT * FROM agents WHERE id = ?", (agent_id,))
@@ -130,6 +133,7 @@ class AgentStore:
                                    (*values, now_iso(), agent_id)).rowcount
         if not changed:
             raise NotFound(f"no agent {agent_id!r}")
+        self._on_change(agent_id, "updated")
 
     def append_inbox(self, agent_id: str, line: str) -> None:
         with self._state.transaction() as conn:
@@ -138,6 +142,7 @@ class AgentStore:
                 raise NotFound(f"no agent {agent_id!r}")
             inbox = f"{row['inbox']}\n\n{line}".strip()
             conn.execute("UPDATE agents SET inbox = ?, updated_at = ? WHERE id = ?", (inbox, now_iso(), agent_id))
+        self._on_change(agent_id, "updated")
 
     def finish_iteration(self, agent_id: str, record: dict[str, Any], code: str, *, inbox_read: str,
                          state_md: str, notes: str) -> None:
@@ -154,6 +159,7 @@ class AgentStore:
                 inbox = inbox[len(inbox_read):].strip()
             conn.execute("UPDATE agents SET inbox = ?, state_md = ?, notes = ?, updated_at = ? WHERE id = ?",
                          (inbox, state_md, notes, now_iso(), agent_id))
+        self._on_change(agent_id, "iteration")
 
     def iterations(self, agent_id: str) -> list[dict[str, Any]]:
         rows = self._state.query("SELECT record FROM agent_iterations WHERE agent_id = ? ORDER BY iteration",
@@ -175,6 +181,7 @@ class AgentStore:
         with self._state.transaction() as conn:
             conn.execute("INSERT INTO agent_chat (agent_id, role, text, ts, type) VALUES (?, ?, ?, ?, ?)",
                          (agent_id, role, text, now_iso(), kind))
+        self._on_change(agent_id, "chat")
 
     def chat(self, agent_id: str, limit: int = 500) -> list[dict[str, Any]]:
         rows = self._state.query("SELECT role, text, ts, type FROM (SELECT * FROM agent_chat WHERE agent_id = ? "
@@ -187,3 +194,4 @@ class AgentStore:
             conn.execute("DELETE FROM agent_iterations WHERE agent_id = ?", (agent_id,))
             if not conn.execute("DELETE FROM agents WHERE id = ?", (agent_id,)).rowcount:
                 raise NotFound(f"no agent {agent_id!r}")
+        self._on_change(agent_id, "deleted")
