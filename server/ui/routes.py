@@ -143,7 +143,8 @@ def ui_mount(state: HttpState) -> Mount:
     async def page_view(visit: Visit) -> Response:
         page = ui.page(visit.request.path_params["page"])
         panels = await ui.load_panels(visit, page)
-        return visit.render(page.template, page=page, panels=panels)
+        extra = await page.context(visit) if page.context is not None else {}
+        return visit.render(page.template, page=page, panels=panels, **extra)
 
     async def panel_view(visit: Visit) -> Response:
         page = ui.page(visit.request.path_params["page"])

@@ -62,6 +62,8 @@ class Page:
     order: int = 50
     routes: Callable[[Ui], list[BaseRoute]] | None = None
     nav: bool = True
+    context: Callable[[Visit], Awaitable[Mapping[str, Any]]] | None = None
+    """What the page template needs outside its panels (a form's choices, say)."""
 
 
 @dataclass(slots=True)

@@ -55,7 +55,10 @@
       if (s.fill) one.fill = one.stroke + "22";
       series.push(one);
     });
-    const axes = [{ label: spec.xLabel || undefined }];
+    // iterations and window numbers are whole: no 1.5 ticks between them
+    const wholeX = !spec.time && spec.x.every(Number.isInteger);
+    const axes = [wholeX ? { label: spec.xLabel || undefined, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500] }
+                         : { label: spec.xLabel || undefined }];
     scales.forEach((scale, i) => {
       const unit = (spec.series.find((s) => (s.scale || s.unit || "y") === scale) || {}).unit || "";
       axes.push({ scale: scale, side: i === 0 ? 3 : 1, label: unit || undefined, size: 70,
