@@ -56,7 +56,7 @@ def test_start_an_agent_and_follow_it_to_its_holdout(page: Any, ui_server: Any, 
     row.get_by_role("link", name=agent_id).click()
     page.wait_for_url(re.compile(rf"agent={agent_id}"))
     assert "No holdout score yet" in page.locator("#panel-holdout").inner_text()
-    # No reload: the iterations panel asks /ui/agents/watch every 2 s while the agent runs.
+    # No reload: the agent topic of the event bus re-renders the iterations panel when one finishes.
     first = page.locator("#panel-iterations tr[data-iteration='1']")
     first.wait_for(timeout=SLOW)
     assert re.search(r"0\.\d{4} AUC", first.inner_text())

@@ -2,10 +2,8 @@
 noise floor, one iteration's code and computed feature report (`&iteration=<n>`), the inbox, the chat and the
 lifecycle buttons.
 
-The panels listen for the bus's `agent` topic. The agents domain does not publish one yet, so meanwhile the
-iterations panel of a running agent asks `/ui/agents/watch` every two seconds whether the agent changed: nothing
-(204) or the same `qd-agent` DOM event a bus event would make, so the panels re-render only when there is something
-new. Once stream_events accepts the `agent` topic, the asking stops by itself.
+The panels re-render on the bus's `agent` topic, which the agents domain publishes after each committed change
+(created, status or phase, iteration, chat, deleted): nothing asks on a timer.
 """
 
 from __future__ import annotations
@@ -13,16 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
-
 from quantdesk.server.errors import NotFound
 from quantdesk.server.ui.forms import FormSpec
-from quantdesk.server.ui.routes import guarded
-from quantdesk.server.ui.site import Page, Panel, Ui, Visit
+from quantdesk.server.ui.site import Page, Panel, Visit
 
 TOPICS = ("agent",)
-"""The bus topic an agents event would carry; the watch route fires the same DOM event until one exists."""
 ACTIVE = ("starting", "running", "paused")
 _AGENT = ("agent_id",)
 
@@ -66,24 +59,6 @@ async def summary_of(visit: Visit, agent_id: str) -> dict[str, Any]:
             return dict(agent)
     await visit.call("get_agent_goal", {"agent_id": agent_id})
     raise NotFound(f"no agent {agent_id!r}")
-
-
-def watch_key(agent: Mapping[str, Any]) -> str:
-    """What a viewer of the agent would see change: status, phase, iteration count, pause, holdout status."""
-    holdout = agent.get("holdout") or {}
-    return "|".join(str(part) for part in (agent["status"], agent.get("phase", ""), agent["iteration_count"],
-                                           agent.get("paused"), holdout.get("status", "")))
-
-
-def bus_publishes_agents(visit: Visit) -> bool:
-    """Whether the event bus carries the `agent` topic (stream_events accepts it); then its events re-render the
-    panels through the page's live stream and nothing needs to ask."""
-    registry = visit.ui.state.registry
-    if not registry.has_tool("stream_events"):
-        return False
-    topics = registry.get_tool("stream_events").input_schema.get("properties", {}).get("topics", {})
-    variants = topics.get("anyOf", [topics])
-    return any(TOPICS[0] in v.get("items", {}).get("enum", ()) for v in variants if isinstance(v, Mapping))
 
 
 def is_live(agent: Mapping[str, Any]) -> bool:
@@ -139,7 +114,6 @@ async def _iterations(visit: Visit) -> Mapping[str, Any]:
             "scores": [r["metrics"][metric["primary"]] for r in scored],
             "no_skill": [metric["no_skill"]] * len(scored) if metric["no_skill"] is not None else [],
             "others": [m for m in metric["all"] if m != metric["primary"]],
-            "watch": watch_key(agent) if is_live(agent) and not bus_publishes_agents(visit) else None,
             "live": is_live(agent)}
 
 
@@ -205,24 +179,8 @@ async def _chat(visit: Visit) -> Mapping[str, Any]:
     return {"chat": await visit.call("get_agent_chat", {"agent_id": agent_id})}
 
 
-async def watch(visit: Visit) -> Response:
-    """204 while the agent looks the same as `seen`; otherwise the `qd-agent` event that re-renders its panels."""
-    agent_id = visit.request.query_params.get("agent", "")
-    try:
-        agent = await summary_of(visit, agent_id)
-    except NotFound:
-        return Response(headers={"HX-Trigger": "qd-agent"})  # deleted: the panels say so
-    if watch_key(agent) == visit.request.query_params.get("seen", ""):
-        return Response(status_code=204)
-    return Response(headers={"HX-Trigger": "qd-agent"})
-
-
-def _routes(ui: Ui) -> list[BaseRoute]:
-    return [Route("/agents/watch", guarded(ui, watch), methods=["GET"])]
-
-
 def page() -> Page:
-    return Page(slug="agents", title="Agents", template="agents.html", order=40, forms=FORMS, routes=_routes,
+    return Page(slug="agents", title="Agents", template="agents.html", order=40, forms=FORMS,
                 panels=(
                     Panel("agents", "agents_list.html", _list, topics=TOPICS, title="Agents"),
                     Panel("challenges", "agents_challenges.html", _challenge_list, title="Challenges"),
