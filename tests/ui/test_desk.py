@@ -110,6 +110,14 @@ def test_a_bad_quantity_shows_the_error_beside_the_quantity_field(page: Any, ui_
         shot(page, "desk-quantity-error")
 
 
+def test_an_order_the_risk_checks_refuse_says_why(page: Any, ui_server: Any) -> None:
+    open_desk(page, ui_server)
+    fill_order(page, "BTC-USDT-PERP", "buy", "market", "5")  # about 475,000 USD: over the 250,000 per order
+    page.wait_for_selector("#panel-orders .latest-order[data-status=rejected]")
+    assert "NOTIONAL_EXCEEDS_MAX_PER_ORDER" in page.locator("#panel-orders .latest-order").inner_text()
+    assert page.locator('#panel-positions tr[data-symbol="BTC-USDT-PERP"]').count() == 0
+
+
 def test_the_desk_reads_on_a_phone(browser: Any, ui_server: Any, login: Any, shot: Any) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     phone = context.new_page()

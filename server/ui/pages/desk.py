@@ -60,7 +60,8 @@ async def _account(visit: Visit) -> Mapping[str, Any]:
 
 
 async def _positions(visit: Visit) -> Mapping[str, Any]:
-    return {"positions": await visit.call("get_positions")}
+    positions, balances = await asyncio.gather(visit.call("get_positions"), visit.call("get_balances"))
+    return {"positions": positions, "balances": balances}
 
 
 async def _orders(visit: Visit) -> Mapping[str, Any]:
@@ -132,7 +133,7 @@ def page() -> Page:
                       "order_expired")),
         Panel("equity", "desk_equity.html", _equity, topics=("equity",), title="Equity and drawdown"),
         Panel("markets", "desk_markets.html", _markets, topics=("fill", "equity"), title="Markets"),
-        Panel("positions", "desk_positions.html", _positions, title="Positions",
+        Panel("positions", "desk_positions.html", _positions, title="Positions and balances",
               topics=("position", "fill", "funding", "liquidation", "equity")),
         Panel("orders", "desk_orders.html", _orders, topics=(*ORDER_TOPICS, "fill"), title="Open orders"),
         Panel("fills", "desk_fills.html", _fills, topics=("fill", "liquidation"), title="Recent fills"),
