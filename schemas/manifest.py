@@ -117,7 +117,7 @@ class SimulationManifestFields(BaseModel):
         (60.0, 1800.0, 28_800.0, 172_800.0), min_length=1, max_length=5,
         description="Half-lives of the AR(1) log-volatility factors (minutes to days: long memory).")
     vol_factor_stdevs: tuple[Annotated[float, Field(ge=0, le=3)], ...] = Field(
-        (0.22, 0.33, 0.35, 0.35), min_length=1, max_length=5, description="Stationary sd of each factor (same length).")
+        (0.30, 0.24, 0.34, 0.22), min_length=1, max_length=5, description="Stationary sd of each factor (same length).")
     return_tail_dof: float = Field(
         30.0, gt=2.0, le=1000.0,
         description="Student-t dof of each minute's shock given its volatility (lower: fatter). Tails come mostly "

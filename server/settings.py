@@ -98,7 +98,8 @@ class Settings:
         if env.get("QUANTDESK_IMPORT_DIRS"):
             settings = replace(settings, import_dirs=tuple(Path(p) for p in _split(env["QUANTDESK_IMPORT_DIRS"])))
         if env.get("QUANTDESK_DASHBOARD"):
-            settings = replace(settings, dashboard=env["QUANTDESK_DASHBOARD"].lower() not in ("0", "false", "no", "off"))
+            enabled = env["QUANTDESK_DASHBOARD"].lower() not in ("0", "false", "no", "off")
+            settings = replace(settings, dashboard=enabled)
         if env.get("QUANTDESK_LOG_LEVEL"):
             settings = replace(settings, log_level=env["QUANTDESK_LOG_LEVEL"].upper())
         return settings

@@ -32,6 +32,7 @@ def _candles(manifest: SimulationManifest) -> pa.Table:
     return pa.table({"timestamp": ts, "close": close[index], "volume": volume})
 
 
+DEFAULT_SD = SimulationManifest().vol_factor_stdevs
 LIGHT = {"book_interval_ms": 5000, "num_levels": 2, "trade_rate_per_second": 2.0, "trade_size_median": 0.15}
 
 
@@ -39,7 +40,7 @@ LIGHT = {"book_interval_ms": 5000, "num_levels": 2, "trade_rate_per_second": 2.0
 def test_calibration_recovers_known_parameters(tmp_path: Path) -> None:
     truth = SimulationManifest.model_validate({
         **LIGHT, "duration_seconds": 4 * 86_400, "seed": 8, "volatility_annual": 0.45,
-        "vol_factor_stdevs": [0.22 * 0.8, 0.33 * 0.8, 0.35, 0.35], "volume_shock_weight": 0.25})
+        "vol_factor_stdevs": [DEFAULT_SD[0] * 0.8, DEFAULT_SD[1] * 0.8, *DEFAULT_SD[2:]], "volume_shock_weight": 0.25})
     path = tmp_path / "candles.parquet"
     pq.write_table(_candles(truth), path)
     result = calibrate(read_candles(path), SimulationManifest.model_validate(LIGHT))
@@ -50,7 +51,7 @@ def test_calibration_recovers_known_parameters(tmp_path: Path) -> None:
     facts = {row["fact"]: row for row in result["facts"]}
     assert abs(facts["realized_vol_annual"]["model"] / facts["realized_vol_annual"]["data"] - 1.0) < 0.15
     assert 0.7 < fitted["volatility_annual"] / 0.45 < 1.4
-    assert 0.6 <= fitted["vol_factor_stdevs"][0] / 0.22 <= 1.25
+    assert 0.6 <= fitted["vol_factor_stdevs"][0] / DEFAULT_SD[0] <= 1.25
     hours = np.asarray(fitted["volatility_profile"]).reshape(-1, 24).mean(axis=0)
     from quantdesk.schemas.manifest import BTC_HOUR_VOLATILITY
 
