@@ -48,7 +48,7 @@ def holdout_of_best(challenge: Challenge, data: MarketData, split: Split, evalua
 
 def test_the_builtin_researcher_finds_a_planted_signal_and_its_holdout_beats_the_noise_floor(
         make_data: Any, evaluator: Evaluator, eth: Challenge, workdir: Path) -> None:
-    data = make_data(eth, DAYS, planted=0.5)
+    data = make_data(eth, DAYS, planted=0.7)
     split = make_split(eth, data.rows, HOLDOUT_DAYS)
     records = run_agent(eth, data, split, evaluator, workdir, 3)
     assert all(not r["has_error"] for r in records)
