@@ -4,7 +4,8 @@ Moment matching on the statistics quants look at first (issue 12): volatility le
 variance; hour-of-day (and, with three weeks or more, weekday) profile of |r|, and the trade-rate
 season elasticity from the volume profile; the volatility factors' scale (fast and slow separately)
 by a small grid search on ACF of |r| at 1/10/100 minutes and the Hill index, then the shocks' tail
-dof, simulated with the generator's own pre-pass (the same code that makes datasets, on the same number of minutes);
+dof, simulated with the generator's own pre-pass (the same code that makes datasets, on the same
+number of minutes);
 jumps from minutes beyond 6 local sigmas; the volume level from the mean volume per minute; the
 volume-|r| link by a search over volume_shock_weight on short full-generator runs. Every fit is
 deterministic (fixed seeds), so the same file gives the same manifest.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,15 +131,16 @@ def return_facts(r: FloatArray, start_ms: npt.NDArray[np.int64] | None = None) -
     return facts
 
 
-def _file_facts(r: FloatArray, starts: npt.NDArray[np.int64], minutes: int) -> dict[str, float]:
-    """The file's facts on windows as long as the model runs, so both columns measure the same thing."""
+def _file_facts(r: FloatArray, starts: npt.NDArray[np.int64], minutes: int) -> tuple[dict[str, float], int]:
+    """The file's facts on windows as long as the model runs, so both columns measure the same thing, and the
+    number of windows (1: the whole file)."""
     whole = return_facts(r, starts)
     if r.size < 2 * minutes:
-        return whole
+        return whole, 1
     windows = [return_facts(r[i:i + minutes], starts[i:i + minutes]) for i in range(0, r.size - minutes + 1, minutes)]
     facts = {key: statistics.median(w[key] for w in windows) for key in whole if all(key in w for w in windows)}
     facts["realized_vol_annual"] = whole["realized_vol_annual"]
-    return facts
+    return facts, len(windows)
 
 
 def hour_profile(start_ms: npt.NDArray[np.int64], values: FloatArray) -> FloatArray:
@@ -172,6 +175,21 @@ def _model_facts(manifest: SimulationManifest, minutes: int, start_ms: int) -> d
 def _memory_loss(model: dict[str, float], target: dict[str, float]) -> float:
     return (sum((model[f"acf_abs_r_lag_{k}"] - target[f"acf_abs_r_lag_{k}"]) ** 2 for k in (1, 10, 100)) / 0.05**2
             + ((model["hill_tail_index"] - target["hill_tail_index"]) / 0.4) ** 2)
+
+
+def _best_on_grid(fitted: dict[str, Any], field: str, grid: tuple[float, ...], model: dict[str, float],
+                  minutes: int, loss: Callable[[dict[str, float]], float]) -> tuple[float, dict[str, float]]:
+    """The grid value of one manifest field whose model facts have the least loss (the first on ties), and
+    those facts; `model` holds the facts at the field's current value, so that run is not repeated."""
+    best: tuple[float, float, dict[str, float]] | None = None
+    for value in grid:
+        facts = model if value == fitted[field] else _model_facts(
+            SimulationManifest.model_validate({**fitted, field: value}), minutes, fitted["start_time_ms"])
+        score = loss(facts)
+        if best is None or score < best[0]:
+            best = (score, value, facts)
+    assert best is not None
+    return best[1], best[2]
 
 
 def _volume_corr(manifest: SimulationManifest, minutes: int) -> tuple[float, float]:
@@ -232,11 +250,11 @@ def calibrate(candles: Candles, base: SimulationManifest | None = None) -> dict[
         raise ValueError(f"need at least {MIN_MINUTES} contiguous one-minute candles, got {r.size}")
     base = base or SimulationManifest()
     minutes = min(r.size, MAX_FIT_MINUTES)
-    target = _file_facts(r, starts, minutes)
+    target, windows = _file_facts(r, starts, minutes)
     days = r.size / 1440
     notes = [f"{r.size} one-minute returns over {days:.1f} days; model runs of {minutes} minutes, seeds {FIT_SEEDS}"]
-    if r.size >= 2 * minutes:
-        notes.append(f"file facts are medians over its {r.size // minutes} windows of {minutes} minutes (the model's "
+    if windows > 1:
+        notes.append(f"file facts are medians over its {windows} windows of {minutes} minutes (the model's "
                      "run length; memory measured on a longer sample reads higher), its volatility over the whole file")
 
     # seasonality: hour-of-day |r| (and volume), shrunk toward flat by its sampling noise
@@ -301,29 +319,13 @@ def calibrate(candles: Candles, base: SimulationManifest | None = None) -> dict[
     fitted["vol_factor_stdevs"] = np.concatenate([base_sd[:split] * fast, base_sd[split:] * slow]).clip(
         0.0, 3.0).tolist()
     notes.append(f"volatility factor sds scaled x{fast:g} (fast) and x{slow:g} (slow)")
-    tail: tuple[float, float, dict[str, float]] | None = None
-    for dof in TAIL_DOF_GRID:
-        candidate = SimulationManifest.model_validate({**fitted, "return_tail_dof": dof})
-        facts = model if dof == fitted["return_tail_dof"] else _model_facts(candidate, minutes,
-                                                                          fitted["start_time_ms"])
-        loss = _memory_loss(facts, target)
-        if tail is None or loss < tail[0]:
-            tail = (loss, dof, facts)
-    assert tail is not None
-    _, dof, model = tail
+    dof, model = _best_on_grid(fitted, "return_tail_dof", TAIL_DOF_GRID, model, minutes,
+                               lambda facts: _memory_loss(facts, target))
     fitted["return_tail_dof"] = dof
     notes.append(f"minute shocks Student-t with {dof:g} degrees of freedom")
     # leverage: the sign and size of corr(r_t, next 10 |r|), by the fastest factor's link to return shocks
-    lever: tuple[float, float, dict[str, float]] | None = None
-    for rho in LEVERAGE_GRID:
-        candidate = SimulationManifest.model_validate({**fitted, "leverage_correlation": rho})
-        facts = model if rho == base.leverage_correlation else _model_facts(candidate, minutes,
-                                                                             fitted["start_time_ms"])
-        gap = abs(facts["leverage_corr_r_next_10_abs_r"] - target["leverage_corr_r_next_10_abs_r"])
-        if lever is None or gap < lever[0]:
-            lever = (gap, rho, facts)
-    assert lever is not None
-    _, rho, model = lever
+    rho, model = _best_on_grid(fitted, "leverage_correlation", LEVERAGE_GRID, model, minutes, lambda facts: abs(
+        facts["leverage_corr_r_next_10_abs_r"] - target["leverage_corr_r_next_10_abs_r"]))
     fitted["leverage_correlation"] = rho
     # level: the model's realized volatility over runs this long, matched to the file's (one multiplicative step)
     if model["realized_vol_annual"] > 0:
